@@ -1,0 +1,121 @@
+# linqwebhooks -- build, test, bench, hardening.
+# `make` builds the Lua 5.4 module; `make test` runs everything fast.
+
+LUA54      ?= lua5.4
+LUAJIT     ?= luajit
+BUSTED     ?= busted
+PKG        ?= pkg-config
+CC         ?= cc
+CFLAGS     ?= -O2 -g
+WARN        = -std=c99 -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes
+DEFS        = -D_POSIX_C_SOURCE=200809L
+DEP_CFLAGS := $(shell $(PKG) --cflags libcurl libcjson openssl 2>/dev/null)
+DEP_LIBS   := -lcurl -lcjson -lcrypto
+LUA54_INC  := $(shell $(PKG) --cflags lua5.4 2>/dev/null)
+JIT_INC    := $(shell $(PKG) --cflags luajit 2>/dev/null)
+
+CORE_SRC   := $(wildcard csrc/*.c)
+LUA_SRC    := $(wildcard csrc/lua/*.c)
+HDRS       := $(wildcard csrc/*.h csrc/lua/*.h)
+ALL_SRC    := $(CORE_SRC) $(LUA_SRC)
+
+B54        := build/5.4
+BJIT       := build/jit
+BASAN      := build/asan
+SO54       := $(B54)/linqwebhooks/core.so
+SOJIT      := $(BJIT)/linqwebhooks/core.so
+SOASAN     := $(BASAN)/linqwebhooks/core.so
+LIBA       := build/lib/liblinqwebhooks.a
+CTEST      := build/c/test_core
+
+LPATH      := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
+ENV54      := LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(B54)/?.so;;'
+ENVJIT     := LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(BJIT)/?.so;;'
+
+.PHONY: all luajit env test test54 testjit ctest asan valgrind fuzz bench demo clean lint
+
+all: $(SO54)
+
+luajit: $(SOJIT)
+
+$(SO54): $(ALL_SRC) $(HDRS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden -shared $(LUA54_INC) $(DEP_CFLAGS) \
+	  -o $@ $(ALL_SRC) $(DEP_LIBS)
+
+$(SOJIT): $(ALL_SRC) $(HDRS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden -shared $(JIT_INC) $(DEP_CFLAGS) \
+	  -o $@ $(ALL_SRC) $(DEP_LIBS)
+
+# The Lua-free core as a static library for C hosts.
+$(LIBA): $(CORE_SRC) $(HDRS) Makefile
+	@mkdir -p build/lib/obj
+	@for f in $(CORE_SRC); do \
+	  $(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden $(DEP_CFLAGS) -c $$f \
+	    -o build/lib/obj/$$(basename $$f .c).o || exit 1; done
+	ar rcs $@ build/lib/obj/*.o
+
+$(CTEST): spec/c/test_core.c $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -Icsrc -o $@ $< $(LIBA) $(DEP_LIBS)
+
+env:
+	@echo "export LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(B54)/?.so;;'"
+
+ctest: $(CTEST)
+	./$(CTEST)
+
+test54: $(SO54)
+	$(ENV54) $(BUSTED) --lua=$(LUA54) spec
+
+testjit: $(SOJIT)
+	$(ENVJIT) $(BUSTED) --lua=$(LUAJIT) spec
+
+test: ctest test54 testjit
+
+# ASan/UBSan: the module is built with sanitizers and the runtime is
+# preloaded into the plain lua5.4 interpreter.
+ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+$(SOASAN): $(ALL_SRC) $(HDRS) Makefile
+	@mkdir -p $(@D)
+	gcc $(ASAN_FLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden -shared $(LUA54_INC) $(DEP_CFLAGS) \
+	  -o $@ $(ALL_SRC) $(DEP_LIBS)
+
+asan: $(SOASAN) spec/c/test_core.c $(CORE_SRC)
+	@mkdir -p build/c
+	gcc $(ASAN_FLAGS) $(WARN) $(DEFS) -Icsrc $(DEP_CFLAGS) -o build/c/test_core_asan spec/c/test_core.c $(CORE_SRC) $(DEP_LIBS)
+	ASAN_OPTIONS=detect_leaks=1 ./build/c/test_core_asan
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  LINQWH_SANITIZED=1 LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(BASAN)/?.so;;' \
+	  $(LUA54) /usr/bin/busted --lua=$(LUA54) spec
+
+VALGRIND = valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+	   --show-leak-kinds=definite --suppressions=$(CURDIR)/spec/valgrind.supp
+valgrind: $(SO54) $(CTEST)
+	$(VALGRIND) ./$(CTEST)
+	LINQWH_VALGRIND=1 $(ENV54) $(VALGRIND) $(LUA54) /usr/bin/busted spec
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	@mkdir -p build/fuzz
+	clang -g -O1 -fsanitize=fuzzer,address,undefined $(DEFS) -Icsrc $(DEP_CFLAGS) \
+	  -o build/fuzz/fuzz_verify csrc/fuzz/fuzz_verify.c $(CORE_SRC) -lcrypto
+	mkdir -p build/fuzz/corpus
+	./build/fuzz/fuzz_verify -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+	  build/fuzz/corpus csrc/fuzz/corpus
+
+bench: $(SO54)
+	@mkdir -p build/bench
+	$(CC) -O2 $(WARN) $(DEFS) $(DEP_CFLAGS) -o build/bench/hmac_floor bench/hmac_floor.c -lcrypto
+	$(ENV54) $(LUA54) bench/verify.lua build/bench/hmac_floor
+
+demo: $(SO54)
+	$(ENV54) $(LUA54) examples/verify.lua
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -Icsrc csrc
+
+clean:
+	rm -rf build

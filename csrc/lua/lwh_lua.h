@@ -1,0 +1,47 @@
+/*
+ * lwh_lua.h -- internal header shared by the Lua bindings (the files in csrc/lua).
+ * Written against the Lua 5.4 API; prefixed shims cover Lua 5.1 / LuaJIT 2.1.
+ * Never defines an unprefixed luaL_* symbol (LuaJIT exports several).
+ */
+#ifndef LWH_LUA_H
+#define LWH_LUA_H
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <stddef.h>
+
+#define LWH_EXPORT __attribute__((visibility("default")))
+
+#if LUA_VERSION_NUM < 502
+void lwh_setfuncs(lua_State *L, const luaL_Reg *l, int nup);
+void *lwh_testudata(lua_State *L, int idx, const char *tname);
+void lwh_setmetatable(lua_State *L, const char *tname);
+#define lwh_rawlen(L, i) lua_objlen((L), (i))
+#define lwh_newuserdata(L, sz) lua_newuserdata((L), (sz))
+#else
+#define lwh_setfuncs luaL_setfuncs
+#define lwh_testudata luaL_testudata
+#define lwh_setmetatable luaL_setmetatable
+#define lwh_rawlen(L, i) lua_rawlen((L), (i))
+#if LUA_VERSION_NUM >= 504
+#define lwh_newuserdata(L, sz) lua_newuserdatauv((L), (sz), 1)
+#else
+#define lwh_newuserdata(L, sz) lua_newuserdata((L), (sz))
+#endif
+#endif
+
+/* Creates (or fetches) the metatable tname with methods in its __index,
+ * metamethods set directly; leaves nothing on the stack. destroy is bound to
+ * __gc, __close (5.4) and the "close" method. */
+void lwh_new_class(lua_State *L, const char *tname, const luaL_Reg *methods,
+                   const luaL_Reg *metamethods, lua_CFunction destroy);
+
+/* Pushes a monotonic clock reading in nanoseconds (bench helper). */
+int lwh_l_now_ns(lua_State *L);
+
+/* Per-concern initialisers: each adds its functions to the table at -1. */
+void lwh_verify_open(lua_State *L);
+void lwh_json_open(lua_State *L);
+void lwh_http_open(lua_State *L);
+
+#endif

@@ -1,0 +1,27 @@
+/* lwh_internal.h -- internal declarations of the Lua-free core. */
+#ifndef LWH_INTERNAL_H
+#define LWH_INTERNAL_H
+
+#include <openssl/evp.h>
+#include "linqwebhooks.h"
+
+#define LWH_MAC_LEN 32          /* SHA-256 */
+#define LWH_B64_SIG_LEN 44      /* base64 of 32 bytes, padded */
+#define LWH_HEX_SIG_LEN 64
+
+struct lwh_key {
+    EVP_MAC_CTX *std;     /* pre-keyed with the base64-decoded secret */
+    EVP_MAC_CTX *legacy;  /* pre-keyed with the whole secret string */
+};
+
+struct linqwh_keyring {
+    size_t n;
+    struct lwh_key keys[LINQWH_MAX_KEYS];
+};
+
+/* Encodes 32 MAC bytes as 44 padded base64 chars (no NUL). */
+void lwh_b64_mac(const unsigned char mac[LWH_MAC_LEN], char out[LWH_B64_SIG_LEN]);
+/* Encodes n bytes as 2n lowercase hex chars (no NUL). */
+void lwh_hex(const unsigned char *in, size_t n, char *out);
+
+#endif

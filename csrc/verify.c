@@ -1,0 +1,529 @@
+/*
+ * verify.c -- strict header parsing, timestamp policy, HMAC and comparison
+ * for both Linq signature schemes; signing.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include "lwh_internal.h"
+
+/* Everything needed from the headers once parsed and checked. */
+typedef struct lwh_parsed {
+    linqwh_scheme scheme;
+    int64_t ts;
+    char prefix[LINQWH_MAX_ID_LEN + 1 + LINQWH_MAX_TIMESTAMP_LEN + 2];
+    size_t prefix_len;            /* "{id}.{ts}." or "{ts}." */
+    char tokens[LINQWH_MAX_SIGNATURES][LWH_B64_SIG_LEN];
+    size_t ntokens;               /* v1 entries (standard) */
+    char legacy_sig[LWH_HEX_SIG_LEN];
+} lwh_parsed;
+
+struct linqwh_verify_ctx {
+    lwh_parsed p;
+    size_t n;
+    EVP_MAC_CTX *macs[LINQWH_MAX_KEYS];
+};
+
+static int lwh_b64char(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+/* A v1 signature: exactly 44 chars, 43 base64 symbols then '=', and the last
+ * symbol's two unused bits zero (the only canonical encoding of 32 bytes). */
+static int lwh_valid_v1(const char *s, size_t len)
+{
+    size_t i;
+    int v;
+    if (len != LWH_B64_SIG_LEN || s[43] != '=')
+        return 0;
+    for (i = 0; i < 43; i++) {
+        v = lwh_b64char((unsigned char)s[i]);
+        if (v < 0)
+            return 0;
+    }
+    return (v & 3) == 0;
+}
+
+static linqwh_status lwh_parse_ts(const char *s, size_t len, int64_t *out,
+                                  const char **detail)
+{
+    size_t i;
+    uint64_t v = 0;
+    if (len == 0 || len > LINQWH_MAX_TIMESTAMP_LEN) {
+        *detail = "timestamp must be 1 to 19 ASCII digits (unix seconds)";
+        return LINQWH_INVALID_TIMESTAMP;
+    }
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < '0' || c > '9') {
+            *detail = "timestamp must be 1 to 19 ASCII digits (unix seconds)";
+            return LINQWH_INVALID_TIMESTAMP;
+        }
+        v = v * 10 + (uint64_t)(c - '0');
+    }
+    if (v > (uint64_t)INT64_MAX) {
+        *detail = "timestamp out of range";
+        return LINQWH_INVALID_TIMESTAMP;
+    }
+    *out = (int64_t)v;
+    return LINQWH_OK;
+}
+
+static linqwh_status lwh_check_window(int64_t ts, const linqwh_verify_opts *o,
+                                      const char **detail)
+{
+    if (o->tolerance < 0)
+        return LINQWH_OK;
+    /* now and ts are both >= 0 for any sane clock, so the differences cannot
+     * overflow; guard anyway for a negative "now". */
+    if (o->now >= 0 && o->now - ts > o->tolerance) {
+        *detail = ts >= 1000000000000LL
+                      ? "timestamp outside the tolerance window (it looks like milliseconds, not seconds)"
+                      : "timestamp is older than the tolerance allows";
+        return LINQWH_TIMESTAMP_TOO_OLD;
+    }
+    if (ts > o->now && ts - o->now > o->tolerance) {
+        *detail = ts >= 1000000000000LL
+                      ? "timestamp is in the future (it looks like milliseconds, not seconds)"
+                      : "timestamp is further in the future than the tolerance allows";
+        return LINQWH_TIMESTAMP_TOO_NEW;
+    }
+    return LINQWH_OK;
+}
+
+/* webhook-signature: entries "version,signature" separated by single spaces. */
+static linqwh_status lwh_parse_sigs(lwh_parsed *p, const char *s, size_t len,
+                                    const char **detail)
+{
+    size_t i = 0, count = 0;
+    if (len == 0) {
+        *detail = "webhook-signature is empty";
+        return LINQWH_INVALID_HEADERS;
+    }
+    while (i <= len) {
+        size_t start = i, comma = (size_t)-1, j;
+        while (i < len && s[i] != ' ')
+            i++;
+        if (i == start) {
+            *detail = "webhook-signature has an empty entry (extra space)";
+            return LINQWH_INVALID_HEADERS;
+        }
+        if (++count > LINQWH_MAX_SIGNATURES) {
+            *detail = "webhook-signature has too many entries";
+            return LINQWH_INVALID_HEADERS;
+        }
+        for (j = start; j < i; j++) {
+            unsigned char c = (unsigned char)s[j];
+            if (c < 0x21 || c > 0x7e) {
+                *detail = "webhook-signature contains a control or non-ASCII byte";
+                return LINQWH_INVALID_HEADERS;
+            }
+            if (c == ',' && comma == (size_t)-1)
+                comma = j;
+        }
+        if (comma == (size_t)-1 || comma == start || comma + 1 == i) {
+            *detail = "webhook-signature entry is not \"version,signature\"";
+            return LINQWH_INVALID_HEADERS;
+        }
+        for (j = start; j < comma; j++) {
+            unsigned char c = (unsigned char)s[j];
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))) {
+                *detail = "webhook-signature entry has a malformed version";
+                return LINQWH_INVALID_HEADERS;
+            }
+        }
+        if (comma - start == 2 && s[start] == 'v' && s[start + 1] == '1') {
+            if (!lwh_valid_v1(s + comma + 1, i - comma - 1)) {
+                *detail = "webhook-signature v1 entry is not 44 canonical base64 chars";
+                return LINQWH_INVALID_HEADERS;
+            }
+            memcpy(p->tokens[p->ntokens++], s + comma + 1, LWH_B64_SIG_LEN);
+        }
+        /* other versions (v1a, v2, ...) are skipped */
+        if (i == len)
+            break;
+        i++; /* the separating space; a trailing one yields an empty entry */
+        if (i == len) {
+            *detail = "webhook-signature has an empty entry (extra space)";
+            return LINQWH_INVALID_HEADERS;
+        }
+    }
+    return LINQWH_OK;
+}
+
+static int lwh_present(const char *v)
+{
+    return v != NULL;
+}
+
+static linqwh_status lwh_parse(const linqwh_headers *h, const linqwh_verify_opts *o,
+                               lwh_parsed *p, const char **detail)
+{
+    linqwh_status st;
+    linqwh_scheme scheme = o->scheme;
+    size_t i;
+
+    memset(p, 0, offsetof(lwh_parsed, tokens));
+    p->ntokens = 0;
+    if (scheme == LINQWH_SCHEME_AUTO)
+        scheme = (lwh_present(h->id) || lwh_present(h->timestamp) || lwh_present(h->signature))
+                     ? LINQWH_SCHEME_STANDARD : LINQWH_SCHEME_LEGACY;
+    p->scheme = scheme;
+    if (scheme == LINQWH_SCHEME_STANDARD) {
+        if (!h->id || !h->timestamp || !h->signature) {
+            *detail = "need webhook-id, webhook-timestamp and webhook-signature";
+            return LINQWH_MISSING_HEADERS;
+        }
+        if (h->id_len > LINQWH_MAX_HEADER_LEN || h->timestamp_len > LINQWH_MAX_HEADER_LEN ||
+            h->signature_len > LINQWH_MAX_HEADER_LEN) {
+            *detail = "a webhook-* header is longer than 4096 bytes";
+            return LINQWH_INVALID_HEADERS;
+        }
+        if (h->id_len == 0 || h->id_len > LINQWH_MAX_ID_LEN) {
+            *detail = "webhook-id must be 1 to 256 bytes";
+            return LINQWH_INVALID_HEADERS;
+        }
+        for (i = 0; i < h->id_len; i++) {
+            unsigned char c = (unsigned char)h->id[i];
+            if (c < 0x21 || c > 0x7e || c == '.') {
+                *detail = "webhook-id must be printable ASCII without '.' or spaces";
+                return LINQWH_INVALID_HEADERS;
+            }
+        }
+        if ((st = lwh_parse_ts(h->timestamp, h->timestamp_len, &p->ts, detail)) != LINQWH_OK)
+            return st;
+        if ((st = lwh_parse_sigs(p, h->signature, h->signature_len, detail)) != LINQWH_OK)
+            return st;
+        memcpy(p->prefix, h->id, h->id_len);
+        p->prefix[h->id_len] = '.';
+        memcpy(p->prefix + h->id_len + 1, h->timestamp, h->timestamp_len);
+        p->prefix_len = h->id_len + 1 + h->timestamp_len;
+        p->prefix[p->prefix_len++] = '.';
+    } else if (scheme == LINQWH_SCHEME_LEGACY) {
+        if (!h->legacy_timestamp || !h->legacy_signature) {
+            *detail = "need X-Webhook-Timestamp and X-Webhook-Signature";
+            return LINQWH_MISSING_HEADERS;
+        }
+        if (h->legacy_timestamp_len > LINQWH_MAX_HEADER_LEN ||
+            h->legacy_signature_len > LINQWH_MAX_HEADER_LEN) {
+            *detail = "an X-Webhook-* header is longer than 4096 bytes";
+            return LINQWH_INVALID_HEADERS;
+        }
+        if ((st = lwh_parse_ts(h->legacy_timestamp, h->legacy_timestamp_len, &p->ts, detail)) != LINQWH_OK)
+            return st;
+        if (h->legacy_signature_len != LWH_HEX_SIG_LEN) {
+            *detail = "X-Webhook-Signature must be 64 lowercase hex chars";
+            return LINQWH_INVALID_HEADERS;
+        }
+        for (i = 0; i < LWH_HEX_SIG_LEN; i++) {
+            unsigned char c = (unsigned char)h->legacy_signature[i];
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+                *detail = "X-Webhook-Signature must be 64 lowercase hex chars";
+                return LINQWH_INVALID_HEADERS;
+            }
+        }
+        memcpy(p->legacy_sig, h->legacy_signature, LWH_HEX_SIG_LEN);
+        memcpy(p->prefix, h->legacy_timestamp, h->legacy_timestamp_len);
+        p->prefix_len = h->legacy_timestamp_len;
+        p->prefix[p->prefix_len++] = '.';
+    } else {
+        *detail = "unknown scheme";
+        return LINQWH_INVALID_ARGUMENT;
+    }
+    return lwh_check_window(p->ts, o, detail);
+}
+
+/* Compares every candidate against every key's MAC without early exit. */
+static linqwh_status lwh_compare(const lwh_parsed *p, unsigned char macs[][LWH_MAC_LEN],
+                                 size_t n, linqwh_result *out)
+{
+    size_t k, t, found = 0, index = 0;
+    char enc[LWH_HEX_SIG_LEN];
+
+    for (k = 0; k < n; k++) {
+        size_t hit = 0;
+        if (p->scheme == LINQWH_SCHEME_STANDARD) {
+            lwh_b64_mac(macs[k], enc);
+            for (t = 0; t < p->ntokens; t++)
+                hit |= (size_t)(CRYPTO_memcmp(enc, p->tokens[t], LWH_B64_SIG_LEN) == 0);
+        } else {
+            lwh_hex(macs[k], LWH_MAC_LEN, enc);
+            hit = (size_t)(CRYPTO_memcmp(enc, p->legacy_sig, LWH_HEX_SIG_LEN) == 0);
+        }
+        /* first matching key wins; branch-free selection */
+        index |= (size_t)(0 - (hit & (found ^ 1))) & k;
+        found |= hit;
+    }
+    OPENSSL_cleanse(enc, sizeof enc);
+    out->scheme = p->scheme;
+    out->timestamp = p->ts;
+    if (!found) {
+        out->detail = p->scheme == LINQWH_SCHEME_STANDARD && p->ntokens == 0
+                          ? "webhook-signature has no v1 entry"
+                          : "no signature matches any secret";
+        return LINQWH_NO_MATCHING_SIGNATURE;
+    }
+    out->key_index = index;
+    out->detail = NULL;
+    return LINQWH_OK;
+}
+
+static EVP_MAC_CTX *lwh_key_ctx(const linqwh_keyring *kr, size_t k, linqwh_scheme s)
+{
+    return s == LINQWH_SCHEME_STANDARD ? kr->keys[k].std : kr->keys[k].legacy;
+}
+
+static void lwh_result_init(linqwh_result *out)
+{
+    out->scheme = LINQWH_SCHEME_AUTO;
+    out->key_index = 0;
+    out->timestamp = 0;
+    out->detail = NULL;
+}
+
+linqwh_status linqwh_verify(const linqwh_keyring *kr, const linqwh_headers *h,
+                            const void *body, size_t body_len,
+                            const linqwh_verify_opts *opts, linqwh_result *out)
+{
+    lwh_parsed p;
+    unsigned char macs[LINQWH_MAX_KEYS][LWH_MAC_LEN];
+    linqwh_status st;
+    size_t k, maclen;
+    const char *detail = NULL;
+
+    if (!out)
+        return LINQWH_INVALID_ARGUMENT;
+    lwh_result_init(out);
+    if (!kr || !h || !opts || (!body && body_len)) {
+        out->detail = "NULL argument";
+        return LINQWH_INVALID_ARGUMENT;
+    }
+    if ((st = lwh_parse(h, opts, &p, &detail)) != LINQWH_OK) {
+        out->detail = detail;
+        return st;
+    }
+    for (k = 0; k < kr->n; k++) {
+        EVP_MAC_CTX *ctx = lwh_key_ctx(kr, k, p.scheme);
+        if (!EVP_MAC_init(ctx, NULL, 0, NULL) ||
+            !EVP_MAC_update(ctx, (const unsigned char *)p.prefix, p.prefix_len) ||
+            (body_len && !EVP_MAC_update(ctx, body, body_len)) ||
+            !EVP_MAC_final(ctx, macs[k], &maclen, LWH_MAC_LEN)) {
+            OPENSSL_cleanse(macs, sizeof macs);
+            out->detail = "HMAC failed";
+            return LINQWH_OUT_OF_MEMORY;
+        }
+    }
+    st = lwh_compare(&p, macs, kr->n, out);
+    OPENSSL_cleanse(macs, sizeof macs);
+    return st;
+}
+
+linqwh_status linqwh_verify_begin(linqwh_verify_ctx **outp, const linqwh_keyring *kr,
+                                  const linqwh_headers *h, const linqwh_verify_opts *opts)
+{
+    linqwh_verify_ctx *c;
+    linqwh_status st;
+    const char *detail = NULL;
+    size_t k;
+
+    if (!outp)
+        return LINQWH_INVALID_ARGUMENT;
+    *outp = NULL;
+    if (!kr || !h || !opts)
+        return LINQWH_INVALID_ARGUMENT;
+    c = OPENSSL_zalloc(sizeof *c);
+    if (!c)
+        return LINQWH_OUT_OF_MEMORY;
+    if ((st = lwh_parse(h, opts, &c->p, &detail)) != LINQWH_OK) {
+        OPENSSL_free(c);
+        return st;
+    }
+    for (k = 0; k < kr->n; k++) {
+        c->macs[k] = EVP_MAC_CTX_dup(lwh_key_ctx(kr, k, c->p.scheme));
+        c->n = k + 1;
+        if (!c->macs[k] || !EVP_MAC_init(c->macs[k], NULL, 0, NULL) ||
+            !EVP_MAC_update(c->macs[k], (const unsigned char *)c->p.prefix, c->p.prefix_len)) {
+            linqwh_verify_ctx_free(c);
+            return LINQWH_OUT_OF_MEMORY;
+        }
+    }
+    *outp = c;
+    return LINQWH_OK;
+}
+
+linqwh_status linqwh_verify_update(linqwh_verify_ctx *c, const void *data, size_t len)
+{
+    size_t k;
+    if (!c || (!data && len) || c->n == 0)
+        return LINQWH_INVALID_ARGUMENT;
+    if (len == 0)
+        return LINQWH_OK;
+    for (k = 0; k < c->n; k++)
+        if (!EVP_MAC_update(c->macs[k], data, len))
+            return LINQWH_OUT_OF_MEMORY;
+    return LINQWH_OK;
+}
+
+linqwh_status linqwh_verify_finish(linqwh_verify_ctx *c, linqwh_result *out)
+{
+    unsigned char macs[LINQWH_MAX_KEYS][LWH_MAC_LEN];
+    size_t k, maclen, n;
+    linqwh_status st;
+
+    if (!out)
+        return LINQWH_INVALID_ARGUMENT;
+    lwh_result_init(out);
+    if (!c || c->n == 0) {
+        out->detail = "verification context already finished";
+        return LINQWH_INVALID_ARGUMENT;
+    }
+    n = c->n;
+    for (k = 0; k < n; k++) {
+        if (!EVP_MAC_final(c->macs[k], macs[k], &maclen, LWH_MAC_LEN)) {
+            OPENSSL_cleanse(macs, sizeof macs);
+            out->detail = "HMAC failed";
+            return LINQWH_OUT_OF_MEMORY;
+        }
+        EVP_MAC_CTX_free(c->macs[k]);
+        c->macs[k] = NULL;
+    }
+    c->n = 0;
+    st = lwh_compare(&c->p, macs, n, out);
+    OPENSSL_cleanse(macs, sizeof macs);
+    return st;
+}
+
+void linqwh_verify_ctx_free(linqwh_verify_ctx *c)
+{
+    size_t k;
+    if (!c)
+        return;
+    for (k = 0; k < c->n; k++)
+        EVP_MAC_CTX_free(c->macs[k]);
+    OPENSSL_clear_free(c, sizeof *c);
+}
+
+linqwh_status linqwh_verify_file(const linqwh_keyring *kr, const linqwh_headers *h,
+                                 const char *path, const linqwh_verify_opts *opts,
+                                 linqwh_result *out)
+{
+    linqwh_verify_ctx *c = NULL;
+    linqwh_status st;
+    unsigned char buf[65536];
+    size_t got;
+    FILE *f;
+    const char *detail = NULL;
+    lwh_parsed probe;
+
+    if (!out)
+        return LINQWH_INVALID_ARGUMENT;
+    lwh_result_init(out);
+    if (!kr || !h || !path || !opts) {
+        out->detail = "NULL argument";
+        return LINQWH_INVALID_ARGUMENT;
+    }
+    /* parse first so header errors carry their detail */
+    if ((st = lwh_parse(h, opts, &probe, &detail)) != LINQWH_OK) {
+        out->detail = detail;
+        return st;
+    }
+    f = fopen(path, "rb");
+    if (!f) {
+        out->detail = "cannot open the body file";
+        return LINQWH_IO_ERROR;
+    }
+    st = linqwh_verify_begin(&c, kr, h, opts);
+    while (st == LINQWH_OK && (got = fread(buf, 1, sizeof buf, f)) > 0)
+        st = linqwh_verify_update(c, buf, got);
+    if (st == LINQWH_OK && ferror(f)) {
+        st = LINQWH_IO_ERROR;
+        out->detail = "cannot read the body file";
+    }
+    fclose(f);
+    if (st == LINQWH_OK)
+        st = linqwh_verify_finish(c, out);
+    linqwh_verify_ctx_free(c);
+    return st;
+}
+
+static linqwh_status lwh_sign(const linqwh_keyring *kr, size_t key_index, linqwh_scheme s,
+                              const char *id, size_t id_len, const char *ts, size_t ts_len,
+                              const void *body, size_t body_len, unsigned char mac[LWH_MAC_LEN])
+{
+    EVP_MAC_CTX *ctx;
+    size_t maclen, i;
+    int64_t tsv;
+    const char *detail;
+
+    if (!kr || key_index >= kr->n || !ts || (!body && body_len))
+        return LINQWH_INVALID_ARGUMENT;
+    if (lwh_parse_ts(ts, ts_len, &tsv, &detail) != LINQWH_OK)
+        return LINQWH_INVALID_TIMESTAMP;
+    if (s == LINQWH_SCHEME_STANDARD) {
+        if (!id || id_len == 0 || id_len > LINQWH_MAX_ID_LEN)
+            return LINQWH_INVALID_ARGUMENT;
+        for (i = 0; i < id_len; i++)
+            if ((unsigned char)id[i] < 0x21 || (unsigned char)id[i] > 0x7e || id[i] == '.')
+                return LINQWH_INVALID_ARGUMENT;
+    }
+    ctx = lwh_key_ctx(kr, key_index, s);
+    if (!EVP_MAC_init(ctx, NULL, 0, NULL))
+        return LINQWH_OUT_OF_MEMORY;
+    if (s == LINQWH_SCHEME_STANDARD &&
+        (!EVP_MAC_update(ctx, (const unsigned char *)id, id_len) ||
+         !EVP_MAC_update(ctx, (const unsigned char *)".", 1)))
+        return LINQWH_OUT_OF_MEMORY;
+    if (!EVP_MAC_update(ctx, (const unsigned char *)ts, ts_len) ||
+        !EVP_MAC_update(ctx, (const unsigned char *)".", 1) ||
+        (body_len && !EVP_MAC_update(ctx, body, body_len)) ||
+        !EVP_MAC_final(ctx, mac, &maclen, LWH_MAC_LEN))
+        return LINQWH_OUT_OF_MEMORY;
+    return LINQWH_OK;
+}
+
+linqwh_status linqwh_sign_standard(const linqwh_keyring *kr, size_t key_index,
+                                   const char *id, size_t id_len,
+                                   const char *timestamp, size_t timestamp_len,
+                                   const void *body, size_t body_len,
+                                   char out[LINQWH_STANDARD_SIG_SIZE])
+{
+    unsigned char mac[LWH_MAC_LEN];
+    linqwh_status st;
+    if (!out)
+        return LINQWH_INVALID_ARGUMENT;
+    st = lwh_sign(kr, key_index, LINQWH_SCHEME_STANDARD, id, id_len, timestamp,
+                  timestamp_len, body, body_len, mac);
+    if (st != LINQWH_OK)
+        return st;
+    memcpy(out, "v1,", 3);
+    lwh_b64_mac(mac, out + 3);
+    out[3 + LWH_B64_SIG_LEN] = '\0';
+    OPENSSL_cleanse(mac, sizeof mac);
+    return LINQWH_OK;
+}
+
+linqwh_status linqwh_sign_legacy(const linqwh_keyring *kr, size_t key_index,
+                                 const char *timestamp, size_t timestamp_len,
+                                 const void *body, size_t body_len,
+                                 char out[LINQWH_LEGACY_SIG_SIZE])
+{
+    unsigned char mac[LWH_MAC_LEN];
+    linqwh_status st;
+    if (!out)
+        return LINQWH_INVALID_ARGUMENT;
+    st = lwh_sign(kr, key_index, LINQWH_SCHEME_LEGACY, NULL, 0, timestamp, timestamp_len,
+                  body, body_len, mac);
+    if (st != LINQWH_OK)
+        return st;
+    lwh_hex(mac, LWH_MAC_LEN, out);
+    out[LWH_HEX_SIG_LEN] = '\0';
+    OPENSSL_cleanse(mac, sizeof mac);
+    return LINQWH_OK;
+}

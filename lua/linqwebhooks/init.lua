@@ -1,0 +1,32 @@
+--- linqwebhooks: Linq Partner API v3 webhooks for Lua.
+-- Verification, dispatch and subscription management on a C core
+-- (`linqwebhooks.core`: OpenSSL, cJSON, libcurl).
+local core = require "linqwebhooks.core"
+local verifier = require "linqwebhooks.verifier"
+local event = require "linqwebhooks.event"
+local errors = require "linqwebhooks.errors"
+
+local linq = {
+  VERSION = core._VERSION,
+  null = core.null,
+  EVENT_TYPES = require "linqwebhooks.event_types",
+  errors = errors,
+}
+
+linq.verifier = function(opts)
+  return verifier.new(opts, 2)
+end
+linq.verify = verifier.verify
+linq.sign = verifier.sign
+
+--- v:unwrap(body, headers) -> event | nil, err: verify, then decode.
+function verifier.Verifier:unwrap(body, headers)
+  local info, err = self:verify(body, headers)
+  if not info then
+    return nil, err
+  end
+  return event.decode(body, { id = info.id, timestamp = info.timestamp, scheme = info.scheme,
+                              key_index = info.key_index })
+end
+
+return linq

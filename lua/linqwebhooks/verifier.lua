@@ -1,0 +1,280 @@
+--- Verification of incoming Linq deliveries (both signature schemes), the
+-- streaming form for large bodies, and signing for tests and emulators.
+-- The C core does the parsing, HMAC and comparison; this module holds policy.
+local core = require "linqwebhooks.core"
+local errors = require "linqwebhooks.errors"
+local options = require "linqwebhooks.options"
+
+local M = {}
+
+local Verifier = {}
+Verifier.__index = Verifier
+Verifier.__tostring = function(v)
+  return "linqwebhooks.verifier (" .. v._nsecrets .. " secret(s), scheme " .. v._scheme .. ")"
+end
+-- hide internals from casual inspection of the object
+Verifier.__metatable = "linqwebhooks.verifier"
+
+local DEFAULT_TOLERANCE = 300
+
+local function secret_list(what, opts, level)
+  level = level + 1
+  if opts.secret ~= nil and opts.secrets ~= nil then
+    error(what .. ": give 'secret' or 'secrets', not both", level)
+  end
+  local list
+  if opts.secret ~= nil then
+    list = { opts.secret }
+  elseif opts.secrets ~= nil then
+    list = {}
+    for i, s in ipairs(opts.secrets) do
+      if type(s) ~= "string" then
+        error(what .. ": option 'secrets' entry " .. i .. " must be a string, got " .. type(s), level)
+      end
+      list[i] = s
+    end
+    if #list == 0 then
+      error(what .. ": option 'secrets' must be a non-empty array of strings", level)
+    end
+  else
+    error(what .. ": option 'secret' (or 'secrets') is required", level)
+  end
+  return list
+end
+
+--- Builds a keyring from a list of secrets; raises naming the bad one
+-- (by position, never by content).
+local function keyring(what, list, level)
+  local kr, msg = core.keyring(list)
+  if not kr then
+    error(what .. ": " .. msg, level + 1)
+  end
+  return kr
+end
+
+local function check_tolerance(v)
+  if v == false then
+    return true
+  end
+  if type(v) ~= "number" or v < 0 or v ~= v or v == math.huge or v % 1 ~= 0 then
+    return false, "must be a whole number of seconds >= 0, or false"
+  end
+  return true
+end
+
+M.SCHEMA = {
+  secret = "string",
+  secrets = "table",
+  tolerance = { types = { "number", "boolean" }, check = check_tolerance },
+  scheme = { types = { "string" }, enum = { "auto", "standard", "legacy" } },
+  clock = "function",
+}
+
+--- linq.verifier{ secret | secrets, tolerance = 300 | false, scheme = "auto", clock = fn }
+function M.new(opts, level)
+  level = (level or 1) + 1
+  if type(opts) ~= "table" then
+    error("linq.verifier: options table expected, got " .. type(opts), level)
+  end
+  options.check("linq.verifier", opts, M.SCHEMA, level)
+  local list = secret_list("linq.verifier", opts, level)
+  local tol = opts.tolerance
+  if tol == nil then
+    tol = DEFAULT_TOLERANCE
+  elseif tol == false then
+    tol = -1
+  end
+  return setmetatable({
+    _kr = keyring("linq.verifier", list, level),
+    _nsecrets = #list,
+    _scheme = opts.scheme or "auto",
+    _tolerance = tol,
+    _clock = opts.clock or os.time,
+  }, Verifier)
+end
+
+local function check_headers(what, headers)
+  if type(headers) ~= "table" then
+    error(what .. ": argument 'headers' must be a table, got " .. type(headers), 3)
+  end
+end
+
+local function result(scheme, key_index, ts, headers, detail)
+  if not scheme then
+    return nil, errors.verification(key_index, detail)
+  end
+  local id
+  if scheme == "standard" then
+    for k, v in pairs(headers) do
+      if type(k) == "string" and #k == 10 and k:lower() == "webhook-id" then
+        id = v
+        break
+      end
+    end
+  end
+  return { scheme = scheme, key_index = key_index, id = id, timestamp = ts }
+end
+
+local function now(self)
+  local t = self._clock()
+  if type(t) ~= "number" then
+    error("linq.verifier: clock must return a number, got " .. type(t), 3)
+  end
+  return t
+end
+
+--- v:verify(body, headers) -> info | nil, err
+function Verifier:verify(body, headers)
+  if type(body) ~= "string" then
+    error("verifier:verify: argument 'body' must be a string (the raw request body), got "
+      .. type(body), 2)
+  end
+  check_headers("verifier:verify", headers)
+  local scheme, ki, ts = self._kr:verify(body, headers, self._scheme, now(self), self._tolerance)
+  return result(scheme, ki, ts, headers, ts)
+end
+
+--- v:verify_file(path, headers) -> info | nil, err
+-- Verifies a body stored in a file (e.g. one nginx spilled to disk), reading
+-- it in chunks.
+function Verifier:verify_file(path, headers)
+  if type(path) ~= "string" then
+    error("verifier:verify_file: argument 'path' must be a string, got " .. type(path), 2)
+  end
+  check_headers("verifier:verify_file", headers)
+  local scheme, ki, ts = self._kr:verify_file(path, headers, self._scheme, now(self), self._tolerance)
+  if not scheme and ki == "io_error" then
+    return nil, errors.new({ kind = "io", reason = "io_error", message = ts .. ": " .. path })
+  end
+  return result(scheme, ki, ts, headers, ts)
+end
+
+--- v:stream(headers) -> stream | nil, err
+-- Incremental form: stream:update(chunk) any number of times, then
+-- stream:finish() -> info | nil, err. Header and timestamp errors are
+-- reported here, before any body is read.
+local Stream = {}
+Stream.__index = Stream
+Stream.__tostring = function()
+  return "linqwebhooks.verify_stream"
+end
+
+function Verifier:stream(headers)
+  check_headers("verifier:stream", headers)
+  local s, reason, detail = self._kr:stream(headers, self._scheme, now(self), self._tolerance)
+  if not s then
+    return nil, errors.verification(reason, detail)
+  end
+  return setmetatable({ _s = s, _headers = headers }, Stream)
+end
+
+function Stream:update(chunk)
+  if type(chunk) ~= "string" then
+    error("stream:update: argument 'chunk' must be a string, got " .. type(chunk), 2)
+  end
+  self._s:update(chunk)
+  return self
+end
+
+function Stream:finish()
+  local scheme, ki, ts = self._s:finish()
+  return result(scheme, ki, ts, self._headers, ts)
+end
+
+function Stream:close()
+  self._s:close()
+end
+
+--- v:close(): wipes the key material now instead of at garbage collection.
+function Verifier:close()
+  self._kr:close()
+end
+
+--- linq.verify(secret_or_secrets, body, headers, opts) -> info | nil, err
+function M.verify(secrets, body, headers, opts)
+  local o = {}
+  if opts ~= nil then
+    if type(opts) ~= "table" then
+      error("linq.verify: argument 'opts' must be a table, got " .. type(opts), 2)
+    end
+    for k, v in pairs(opts) do
+      o[k] = v
+    end
+  end
+  if type(secrets) == "table" then
+    o.secrets = secrets
+  elseif type(secrets) == "string" then
+    o.secret = secrets
+  else
+    error("linq.verify: argument 'secret' must be a string or an array of strings, got "
+      .. type(secrets), 2)
+  end
+  local v = M.new(o, 2)
+  local info, err = v:verify(body, headers)
+  v:close()
+  return info, err
+end
+
+local SIGN_SCHEMA = {
+  secret = "string",
+  secrets = "table",
+  body = "string",
+  id = "string",
+  timestamp = { types = { "number", "string" } },
+  scheme = { types = { "string" }, enum = { "standard", "legacy", "both" } },
+}
+
+local function random_id()
+  local bytes = core.random_bytes(12)
+  return "msg_" .. (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+--- linq.sign{ secret | secrets, body, id, timestamp, scheme = "standard" } -> headers
+-- With several secrets the Standard header carries one `v1,` entry per
+-- secret (as a sender does during rotation); legacy uses the first.
+function M.sign(opts)
+  if type(opts) ~= "table" then
+    error("linq.sign: options table expected, got " .. type(opts), 2)
+  end
+  options.check("linq.sign", opts, SIGN_SCHEMA, 2)
+  local list = secret_list("linq.sign", opts, 2)
+  if opts.body == nil then
+    error("linq.sign: option 'body' is required", 2)
+  end
+  local ts = opts.timestamp or os.time()
+  if type(ts) == "number" then
+    if ts < 0 or ts % 1 ~= 0 or ts >= 2 ^ 63 then
+      error("linq.sign: option 'timestamp' must be a whole number of unix seconds", 2)
+    end
+    ts = string.format("%d", ts)
+  elseif not ts:match("^%d+$") then
+    error("linq.sign: option 'timestamp' must be decimal digits", 2)
+  end
+  local scheme = opts.scheme or "standard"
+  local kr = keyring("linq.sign", list, 2)
+  local headers = {}
+  if scheme == "standard" or scheme == "both" then
+    local id = opts.id or random_id()
+    local sigs = {}
+    for i = 1, #list do
+      local sig, why = kr:sign_standard(i, id, ts, opts.body)
+      if not sig then
+        kr:close()
+        error("linq.sign: cannot sign (" .. why .. "): check 'id' (printable ASCII, no '.')", 2)
+      end
+      sigs[i] = sig
+    end
+    headers["webhook-id"] = id
+    headers["webhook-timestamp"] = ts
+    headers["webhook-signature"] = table.concat(sigs, " ")
+  end
+  if scheme == "legacy" or scheme == "both" then
+    headers["X-Webhook-Timestamp"] = ts
+    headers["X-Webhook-Signature"] = kr:sign_legacy(1, ts, opts.body)
+  end
+  kr:close()
+  return headers
+end
+
+M.Verifier = Verifier
+return M
