@@ -97,5 +97,6 @@ LWH_EXPORT int luaopen_linqwebhooks_core(lua_State *L)
     lwh_verify_open(L);
     lwh_json_open(L);
     lwh_http_open(L);
+    lwh_process_open(L);
     return 1;
 }

@@ -43,5 +43,6 @@ int lwh_l_now_ns(lua_State *L);
 void lwh_verify_open(lua_State *L);
 void lwh_json_open(lua_State *L);
 void lwh_http_open(lua_State *L);
+void lwh_process_open(lua_State *L);
 
 #endif

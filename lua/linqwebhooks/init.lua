@@ -29,4 +29,20 @@ function verifier.Verifier:unwrap(body, headers)
                               key_index = info.key_index })
 end
 
+-- Parts loaded on first use (each lives in its own module).
+linq.client = function(opts)
+  return require("linqwebhooks.client").new(opts, 2)
+end
+linq.webhooks = function(opts)
+  return require("linqwebhooks.webhooks").new(opts, 2)
+end
+linq.store = {
+  memory = function(opts)
+    return require("linqwebhooks.store.memory").new(opts, 2)
+  end,
+  shdict = function(dict, opts)
+    return require("linqwebhooks.store.shdict").new(dict, opts, 2)
+  end,
+}
+
 return linq
