@@ -58,7 +58,7 @@ $(LIBA): $(CORE_SRC) $(HDRS) Makefile
 
 $(CTEST): spec/c/test_core.c $(LIBA)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(WARN) $(DEFS) -Icsrc -o $@ $< $(LIBA) $(DEP_LIBS)
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -Icsrc $(DEP_CFLAGS) -o $@ $< $(LIBA) $(DEP_LIBS)
 
 env:
 	@echo "export LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(B54)/?.so;;'"

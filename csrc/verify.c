@@ -25,14 +25,23 @@ struct linqwh_verify_ctx {
     EVP_MAC_CTX *macs[LINQWH_MAX_KEYS];
 };
 
-static int lwh_b64char(unsigned char c)
+/* Byte classes for the hot parsers: base64 symbol value + 1 (0 = not
+ * base64), and printable ASCII (0x21..0x7e). */
+static const unsigned char lwh_b64val[256] = {
+    ['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6, ['G'] = 7, ['H'] = 8,
+    ['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15,
+    ['P'] = 16, ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22,
+    ['W'] = 23, ['X'] = 24, ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29,
+    ['d'] = 30, ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36,
+    ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42, ['q'] = 43,
+    ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48, ['w'] = 49, ['x'] = 50,
+    ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56, ['4'] = 57,
+    ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64,
+};
+
+static int lwh_printable(unsigned char c)
 {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
+    return (unsigned char)(c - 0x21) < 0x5e;
 }
 
 /* A v1 signature: exactly 44 chars, 43 base64 symbols then '=', and the last
@@ -40,15 +49,12 @@ static int lwh_b64char(unsigned char c)
 static int lwh_valid_v1(const char *s, size_t len)
 {
     size_t i;
-    int v;
+    unsigned char bad = 0;
     if (len != LWH_B64_SIG_LEN || s[43] != '=')
         return 0;
-    for (i = 0; i < 43; i++) {
-        v = lwh_b64char((unsigned char)s[i]);
-        if (v < 0)
-            return 0;
-    }
-    return (v & 3) == 0;
+    for (i = 0; i < 43; i++)
+        bad |= (unsigned char)(lwh_b64val[(unsigned char)s[i]] == 0);
+    return !bad && ((lwh_b64val[(unsigned char)s[42]] - 1) & 3) == 0;
 }
 
 static linqwh_status lwh_parse_ts(const char *s, size_t len, int64_t *out,
@@ -109,8 +115,39 @@ static linqwh_status lwh_parse_sigs(lwh_parsed *p, const char *s, size_t len,
     }
     while (i <= len) {
         size_t start = i, comma = (size_t)-1, j;
-        while (i < len && s[i] != ' ')
+        /* fast path for the usual entry: "v1," + 44 canonical chars, then
+         * the end of the header or a space */
+        if (len - i >= 3 + LWH_B64_SIG_LEN && s[i] == 'v' && s[i + 1] == '1' && s[i + 2] == ',' &&
+            (len - i == 3 + LWH_B64_SIG_LEN || s[i + 3 + LWH_B64_SIG_LEN] == ' ') &&
+            lwh_valid_v1(s + i + 3, LWH_B64_SIG_LEN)) {
+            if (++count > LINQWH_MAX_SIGNATURES) {
+                *detail = "webhook-signature has too many entries";
+                return LINQWH_INVALID_HEADERS;
+            }
+            memcpy(p->tokens[p->ntokens++], s + i + 3, LWH_B64_SIG_LEN);
+            i += 3 + LWH_B64_SIG_LEN;
+            if (i == len)
+                break;
             i++;
+            if (i == len) {
+                *detail = "webhook-signature has an empty entry (extra space)";
+                return LINQWH_INVALID_HEADERS;
+            }
+            continue;
+        }
+        /* one pass: find the end of the entry, its first comma, and reject
+         * control or non-ASCII bytes */
+        for (; i < len; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (c == ' ')
+                break;
+            if (!lwh_printable(c)) {
+                *detail = "webhook-signature contains a control or non-ASCII byte";
+                return LINQWH_INVALID_HEADERS;
+            }
+            if (c == ',' && comma == (size_t)-1)
+                comma = i;
+        }
         if (i == start) {
             *detail = "webhook-signature has an empty entry (extra space)";
             return LINQWH_INVALID_HEADERS;
@@ -118,15 +155,6 @@ static linqwh_status lwh_parse_sigs(lwh_parsed *p, const char *s, size_t len,
         if (++count > LINQWH_MAX_SIGNATURES) {
             *detail = "webhook-signature has too many entries";
             return LINQWH_INVALID_HEADERS;
-        }
-        for (j = start; j < i; j++) {
-            unsigned char c = (unsigned char)s[j];
-            if (c < 0x21 || c > 0x7e) {
-                *detail = "webhook-signature contains a control or non-ASCII byte";
-                return LINQWH_INVALID_HEADERS;
-            }
-            if (c == ',' && comma == (size_t)-1)
-                comma = j;
         }
         if (comma == (size_t)-1 || comma == start || comma + 1 == i) {
             *detail = "webhook-signature entry is not \"version,signature\"";
@@ -170,7 +198,8 @@ static linqwh_status lwh_parse(const linqwh_headers *h, const linqwh_verify_opts
     linqwh_scheme scheme = o->scheme;
     size_t i;
 
-    memset(p, 0, offsetof(lwh_parsed, tokens));
+    p->ts = 0;
+    p->prefix_len = 0;
     p->ntokens = 0;
     if (scheme == LINQWH_SCHEME_AUTO)
         scheme = (lwh_present(h->id) || lwh_present(h->timestamp) || lwh_present(h->signature))
@@ -190,9 +219,13 @@ static linqwh_status lwh_parse(const linqwh_headers *h, const linqwh_verify_opts
             *detail = "webhook-id must be 1 to 256 bytes";
             return LINQWH_INVALID_HEADERS;
         }
-        for (i = 0; i < h->id_len; i++) {
-            unsigned char c = (unsigned char)h->id[i];
-            if (c < 0x21 || c > 0x7e || c == '.') {
+        {
+            unsigned char bad = 0;
+            for (i = 0; i < h->id_len; i++) {
+                unsigned char c = (unsigned char)h->id[i];
+                bad |= (unsigned char)(!lwh_printable(c) | (c == '.'));
+            }
+            if (bad) {
                 *detail = "webhook-id must be printable ASCII without '.' or spaces";
                 return LINQWH_INVALID_HEADERS;
             }
@@ -321,7 +354,7 @@ linqwh_status linqwh_verify(const linqwh_keyring *kr, const linqwh_headers *h,
         }
     }
     st = lwh_compare(&p, macs, kr->n, out);
-    OPENSSL_cleanse(macs, sizeof macs);
+    OPENSSL_cleanse(macs, kr->n * LWH_MAC_LEN);
     return st;
 }
 
@@ -396,7 +429,7 @@ linqwh_status linqwh_verify_finish(linqwh_verify_ctx *c, linqwh_result *out)
     }
     c->n = 0;
     st = lwh_compare(&c->p, macs, n, out);
-    OPENSSL_cleanse(macs, sizeof macs);
+    OPENSSL_cleanse(macs, n * LWH_MAC_LEN);
     return st;
 }
 

@@ -3,7 +3,9 @@
  * signing. Lua values are read first, the core is called with plain C data,
  * results are pushed afterwards: no Lua error can unwind through OpenSSL.
  */
+#include <stdarg.h>
 #include <string.h>
+#include <time.h>
 #include <openssl/crypto.h>
 #include "lwh_lua.h"
 #include "../linqwebhooks.h"
@@ -12,9 +14,41 @@
 #define LWH_STREAM "linqwebhooks.VerifyStream"
 
 typedef struct { linqwh_keyring *kr; } lwh_lkeyring;
-typedef struct { linqwh_verify_ctx *ctx; } lwh_lstream;
+typedef struct {
+    linqwh_verify_ctx *ctx;
+    char id[LINQWH_MAX_ID_LEN];
+    size_t id_len;
+    int has_id;
+} lwh_lstream;
 
 static const char *const lwh_scheme_names[] = { "auto", "standard", "legacy", NULL };
+
+/*
+ * The hot methods (verify, verify_file, stream) are closures with upvalues:
+ * 1 = the keyring metatable, 2.. = interned result keys and values, so the
+ * hot path does no string lookups by C name.
+ */
+#define LWH_UV_MT 1
+#define LWH_UV_SCHEME 2
+#define LWH_UV_KEY_INDEX 3
+#define LWH_UV_TIMESTAMP 4
+#define LWH_UV_ID 5
+#define LWH_UV_STANDARD 6
+#define LWH_UV_LEGACY 7
+#define LWH_NUPVALUES 7
+
+static linqwh_keyring *lwh_fast_keyring(lua_State *L)
+{
+    lwh_lkeyring *k = lua_touserdata(L, 1);
+    int ok = k != NULL && lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(LWH_UV_MT));
+    if (k != NULL)
+        lua_pop(L, 1);
+    if (!ok)
+        luaL_argerror(L, 1, "linqwebhooks.Keyring expected");
+    if (!k->kr)
+        luaL_argerror(L, 1, "keyring is closed");
+    return k->kr;
+}
 
 static linqwh_keyring *lwh_check_keyring(lua_State *L, int idx)
 {
@@ -82,20 +116,17 @@ static int lwh_l_keyring_tostring(lua_State *L)
     return 1;
 }
 
-/* Case-insensitive comparison of a header name with a lowercase name. */
-static int lwh_name_is(const char *s, size_t len, const char *lower, size_t llen)
+/* ASCII case-insensitive comparison of a header name with a lowercase name. */
+static int lwh_name_is(const char *s, const char *lower, size_t len)
 {
     size_t i;
-    if (len != llen)
-        return 0;
+    unsigned char diff = 0;
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (unsigned char)(c + 32);
-        if (c != (unsigned char)lower[i])
-            return 0;
+        c = (unsigned char)(c + (((unsigned char)(c - 'A') < 26) << 5));
+        diff |= (unsigned char)(c ^ (unsigned char)lower[i]);
     }
-    return 1;
+    return diff == 0;
 }
 
 /*
@@ -105,37 +136,56 @@ static int lwh_name_is(const char *s, size_t len, const char *lower, size_t llen
  */
 static const char *lwh_read_headers(lua_State *L, int idx, linqwh_headers *h)
 {
-    static const struct { const char *name; size_t len; size_t off_p, off_l; } names[] = {
-        { "webhook-id", 10, offsetof(linqwh_headers, id), offsetof(linqwh_headers, id_len) },
-        { "webhook-timestamp", 17, offsetof(linqwh_headers, timestamp), offsetof(linqwh_headers, timestamp_len) },
-        { "webhook-signature", 17, offsetof(linqwh_headers, signature), offsetof(linqwh_headers, signature_len) },
-        { "x-webhook-timestamp", 19, offsetof(linqwh_headers, legacy_timestamp), offsetof(linqwh_headers, legacy_timestamp_len) },
-        { "x-webhook-signature", 19, offsetof(linqwh_headers, legacy_signature), offsetof(linqwh_headers, legacy_signature_len) },
-    };
     const char *err = NULL;
     memset(h, 0, sizeof *h);
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
-        if (lua_type(L, -2) == LUA_TSTRING) {
-            size_t klen, j;
-            const char *key = lua_tolstring(L, -2, &klen);
-            for (j = 0; j < sizeof names / sizeof names[0]; j++) {
-                const char **slot;
-                size_t *lenp;
-                if (!lwh_name_is(key, klen, names[j].name, names[j].len))
-                    continue;
-                slot = (const char **)((char *)h + names[j].off_p);
-                lenp = (size_t *)((char *)h + names[j].off_l);
-                if (*slot != NULL)
-                    err = "a signature header is given twice (different letter case)";
-                else if (lua_type(L, -1) == LUA_TTABLE)
-                    err = "a signature header is repeated";
-                else if (lua_type(L, -1) != LUA_TSTRING)
-                    err = "a signature header value is not a string";
-                else
-                    *slot = lua_tolstring(L, -1, lenp);
-                break;
+        const char **slot = NULL;
+        size_t *lenp = NULL;
+        size_t klen;
+        const char *key;
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            continue;
+        }
+        key = lua_tolstring(L, -2, &klen);
+        switch (klen) {
+        case 10:
+            if (lwh_name_is(key, "webhook-id", 10)) {
+                slot = &h->id;
+                lenp = &h->id_len;
             }
+            break;
+        case 17:
+            if (lwh_name_is(key, "webhook-timestamp", 17)) {
+                slot = &h->timestamp;
+                lenp = &h->timestamp_len;
+            } else if (lwh_name_is(key, "webhook-signature", 17)) {
+                slot = &h->signature;
+                lenp = &h->signature_len;
+            }
+            break;
+        case 19:
+            if (lwh_name_is(key, "x-webhook-timestamp", 19)) {
+                slot = &h->legacy_timestamp;
+                lenp = &h->legacy_timestamp_len;
+            } else if (lwh_name_is(key, "x-webhook-signature", 19)) {
+                slot = &h->legacy_signature;
+                lenp = &h->legacy_signature_len;
+            }
+            break;
+        default:
+            break;
+        }
+        if (slot) {
+            if (*slot != NULL)
+                err = "a signature header is given twice (different letter case)";
+            else if (lua_type(L, -1) == LUA_TTABLE)
+                err = "a signature header is repeated";
+            else if (lua_type(L, -1) != LUA_TSTRING)
+                err = "a signature header value is not a string";
+            else
+                *slot = lua_tolstring(L, -1, lenp);
         }
         lua_pop(L, 1);
     }
@@ -144,13 +194,24 @@ static const char *lwh_read_headers(lua_State *L, int idx, linqwh_headers *h)
 
 static void lwh_read_opts(lua_State *L, int first, linqwh_verify_opts *o)
 {
-    o->scheme = (linqwh_scheme)luaL_checkoption(L, first, "auto", lwh_scheme_names);
+    if (lua_type(L, first) == LUA_TNUMBER) {
+        lua_Integer sc = lua_tointeger(L, first);
+        if (sc < 0 || sc > 2)
+            luaL_argerror(L, first, "scheme must be 0, 1 or 2");
+        o->scheme = (linqwh_scheme)sc;
+    } else {
+        o->scheme = (linqwh_scheme)luaL_checkoption(L, first, "auto", lwh_scheme_names);
+    }
     o->now = (int64_t)luaL_checknumber(L, first + 1);
     o->tolerance = (int64_t)luaL_optnumber(L, first + 2, -1);
 }
 
-/* success: scheme, key_index (1-based), timestamp; failure: nil, reason, detail */
-static int lwh_push_result(lua_State *L, linqwh_status st, const linqwh_result *r)
+/*
+ * success: info table { scheme, key_index (1-based), timestamp, id (Standard
+ * only) }; failure: nil, reason, detail. h may be NULL (no id to report).
+ */
+static int lwh_push_result(lua_State *L, linqwh_status st, const linqwh_result *r,
+                           const linqwh_headers *h)
 {
     if (st != LINQWH_OK) {
         lua_pushnil(L);
@@ -158,14 +219,30 @@ static int lwh_push_result(lua_State *L, linqwh_status st, const linqwh_result *
         lua_pushstring(L, r->detail ? r->detail : linqwh_status_reason(st));
         return 3;
     }
-    lua_pushstring(L, r->scheme == LINQWH_SCHEME_LEGACY ? "legacy" : "standard");
+    lua_createtable(L, 0, 4);
+    lua_pushvalue(L, lua_upvalueindex(LWH_UV_SCHEME));
+    if (r->scheme == LINQWH_SCHEME_LEGACY) {
+        lua_pushvalue(L, lua_upvalueindex(LWH_UV_LEGACY));
+    } else {
+        lua_pushvalue(L, lua_upvalueindex(LWH_UV_STANDARD));
+        if (h && h->id) {
+            lua_pushvalue(L, lua_upvalueindex(LWH_UV_ID));
+            lua_pushlstring(L, h->id, h->id_len);
+            lua_rawset(L, -5);
+        }
+    }
+    lua_rawset(L, -3);
+    lua_pushvalue(L, lua_upvalueindex(LWH_UV_KEY_INDEX));
     lua_pushinteger(L, (lua_Integer)r->key_index + 1);
-    lua_pushnumber(L, (lua_Number)r->timestamp);
+    lua_rawset(L, -3);
+    lua_pushvalue(L, lua_upvalueindex(LWH_UV_TIMESTAMP));
 #if LUA_VERSION_NUM >= 503
-    lua_pop(L, 1);
     lua_pushinteger(L, (lua_Integer)r->timestamp);
+#else
+    lua_pushnumber(L, (lua_Number)r->timestamp);
 #endif
-    return 3;
+    lua_rawset(L, -3);
+    return 1;
 }
 
 static int lwh_push_header_error(lua_State *L, const char *detail)
@@ -179,7 +256,7 @@ static int lwh_push_header_error(lua_State *L, const char *detail)
 /* kr:verify(body, headers, scheme, now, tolerance) */
 static int lwh_l_verify(lua_State *L)
 {
-    linqwh_keyring *kr = lwh_check_keyring(L, 1);
+    linqwh_keyring *kr = lwh_fast_keyring(L);
     size_t blen;
     const char *body = luaL_checklstring(L, 2, &blen);
     linqwh_headers h;
@@ -193,13 +270,13 @@ static int lwh_l_verify(lua_State *L)
     if ((herr = lwh_read_headers(L, 3, &h)) != NULL)
         return lwh_push_header_error(L, herr);
     st = linqwh_verify(kr, &h, body, blen, &o, &r);
-    return lwh_push_result(L, st, &r);
+    return lwh_push_result(L, st, &r, &h);
 }
 
 /* kr:verify_file(path, headers, scheme, now, tolerance) */
 static int lwh_l_verify_file(lua_State *L)
 {
-    linqwh_keyring *kr = lwh_check_keyring(L, 1);
+    linqwh_keyring *kr = lwh_fast_keyring(L);
     const char *path = luaL_checkstring(L, 2);
     linqwh_headers h;
     linqwh_verify_opts o;
@@ -212,13 +289,13 @@ static int lwh_l_verify_file(lua_State *L)
     if ((herr = lwh_read_headers(L, 3, &h)) != NULL)
         return lwh_push_header_error(L, herr);
     st = linqwh_verify_file(kr, &h, path, &o, &r);
-    return lwh_push_result(L, st, &r);
+    return lwh_push_result(L, st, &r, &h);
 }
 
 /* kr:stream(headers, scheme, now, tolerance) -> stream | nil, reason, detail */
 static int lwh_l_stream(lua_State *L)
 {
-    linqwh_keyring *kr = lwh_check_keyring(L, 1);
+    linqwh_keyring *kr = lwh_fast_keyring(L);
     linqwh_headers h;
     linqwh_verify_opts o;
     linqwh_result r;
@@ -232,13 +309,17 @@ static int lwh_l_stream(lua_State *L)
         return lwh_push_header_error(L, herr);
     s = lwh_newuserdata(L, sizeof *s);
     s->ctx = NULL;
+    s->has_id = h.id != NULL && h.id_len <= LINQWH_MAX_ID_LEN;
+    s->id_len = s->has_id ? h.id_len : 0;
+    if (s->has_id)
+        memcpy(s->id, h.id, h.id_len);
     lwh_setmetatable(L, LWH_STREAM);
     st = linqwh_verify_begin(&s->ctx, kr, &h, &o);
     if (st != LINQWH_OK) {
         /* re-run the one-shot parser for the detail text */
         memset(&r, 0, sizeof r);
         linqwh_verify(kr, &h, "", 0, &o, &r);
-        return lwh_push_result(L, st, &r);
+        return lwh_push_result(L, st, &r, NULL);
     }
     return 1;
 }
@@ -263,10 +344,16 @@ static int lwh_l_stream_finish(lua_State *L)
     linqwh_status st;
     if (!s->ctx)
         return luaL_error(L, "verify stream is finished or closed");
+    linqwh_headers h;
     st = linqwh_verify_finish(s->ctx, &r);
     linqwh_verify_ctx_free(s->ctx);
     s->ctx = NULL;
-    return lwh_push_result(L, st, &r);
+    memset(&h, 0, sizeof h);
+    if (s->has_id) {
+        h.id = s->id;
+        h.id_len = s->id_len;
+    }
+    return lwh_push_result(L, st, &r, &h);
 }
 
 static int lwh_l_stream_close(lua_State *L)
@@ -281,6 +368,123 @@ static int lwh_l_stream_tostring(lua_State *L)
 {
     lwh_lstream *s = luaL_checkudata(L, 1, LWH_STREAM);
     lua_pushfstring(L, "linqwebhooks.VerifyStream (%s): %p", s->ctx ? "open" : "closed", (void *)s);
+    return 1;
+}
+
+/* Raises like error(msg, 2): the message is prefixed with the position of
+ * the Lua code that called the running C function. */
+static int lwh_error2(lua_State *L, const char *fmt, ...)
+{
+    va_list ap;
+    luaL_where(L, 2);
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
+/*
+ * The verify method of a verifier object, bound to one keyring and policy
+ * (upvalues 1 = keyring userdata, 2..7 = the interned result strings as for
+ * the fast methods, 8 = scheme number, 9 = tolerance, 10 = clock function or
+ * nil for the system clock, 11 = the error metatable, 12 = "verification",
+ * 13..15 = "kind", "reason", "message"). Called as v:verify(body, headers):
+ * returns the info table, or nil and an error object.
+ */
+#define LWH_UV_BSCHEME 8
+#define LWH_UV_BTOL 9
+#define LWH_UV_BCLOCK 10
+#define LWH_UV_BERRMT 11
+#define LWH_UV_BVERIF 12
+#define LWH_UV_BKIND 13
+#define LWH_UV_BREASON 14
+#define LWH_UV_BMESSAGE 15
+#define LWH_NBOUND 15
+
+static int lwh_l_bound_verify(lua_State *L)
+{
+    lwh_lkeyring *k = lua_touserdata(L, lua_upvalueindex(1));
+    size_t blen;
+    const char *body, *herr;
+    linqwh_headers h;
+    linqwh_verify_opts o;
+    linqwh_result r;
+    linqwh_status st;
+
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return lwh_error2(L, "verifier:verify: argument 'body' must be a string (the raw request body), got %s",
+                          luaL_typename(L, 2));
+    if (lua_type(L, 3) != LUA_TTABLE)
+        return lwh_error2(L, "verifier:verify: argument 'headers' must be a table, got %s",
+                          luaL_typename(L, 3));
+    if (!k->kr)
+        return lwh_error2(L, "verifier:verify: the verifier is closed");
+    lua_settop(L, 3);
+    if (lua_isnil(L, lua_upvalueindex(LWH_UV_BCLOCK))) {
+        o.now = (int64_t)time(NULL);
+    } else {
+        lua_pushvalue(L, lua_upvalueindex(LWH_UV_BCLOCK));
+        lua_call(L, 0, 1);
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            return lwh_error2(L, "linq.verifier: clock must return a number, got %s",
+                              luaL_typename(L, -1));
+        o.now = (int64_t)lua_tonumber(L, -1);
+        lua_pop(L, 1);
+    }
+    o.scheme = (linqwh_scheme)lua_tointeger(L, lua_upvalueindex(LWH_UV_BSCHEME));
+    o.tolerance = (int64_t)lua_tonumber(L, lua_upvalueindex(LWH_UV_BTOL));
+    body = lua_tolstring(L, 2, &blen);
+    if ((herr = lwh_read_headers(L, 3, &h)) != NULL) {
+        st = LINQWH_INVALID_HEADERS;
+        r.detail = herr;
+    } else {
+        st = linqwh_verify(k->kr, &h, body, blen, &o, &r);
+        if (st == LINQWH_OK)
+            return lwh_push_result(L, st, &r, &h);
+    }
+    lua_pushnil(L);
+    lua_createtable(L, 0, 3);
+    lua_pushvalue(L, lua_upvalueindex(LWH_UV_BKIND));
+    lua_pushvalue(L, lua_upvalueindex(LWH_UV_BVERIF));
+    lua_rawset(L, -3);
+    lua_pushvalue(L, lua_upvalueindex(LWH_UV_BREASON));
+    lua_pushstring(L, linqwh_status_reason(st));
+    lua_rawset(L, -3);
+    lua_pushvalue(L, lua_upvalueindex(LWH_UV_BMESSAGE));
+    lua_pushstring(L, r.detail ? r.detail : linqwh_status_reason(st));
+    lua_rawset(L, -3);
+    lua_pushvalue(L, lua_upvalueindex(LWH_UV_BERRMT));
+    lua_setmetatable(L, -2);
+    return 2;
+}
+
+/* bind_verify(keyring, scheme, tolerance, clock|nil, error_mt) -> function */
+static int lwh_l_bind_verify(lua_State *L)
+{
+    lwh_check_keyring(L, 1);
+    luaL_checkinteger(L, 2);
+    luaL_checknumber(L, 3);
+    if (!lua_isnil(L, 4))
+        luaL_checktype(L, 4, LUA_TFUNCTION);
+    luaL_checktype(L, 5, LUA_TTABLE);
+    lua_settop(L, 5);
+    lua_pushvalue(L, 1);
+    lua_pushliteral(L, "scheme");
+    lua_pushliteral(L, "key_index");
+    lua_pushliteral(L, "timestamp");
+    lua_pushliteral(L, "id");
+    lua_pushliteral(L, "standard");
+    lua_pushliteral(L, "legacy");
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    lua_pushvalue(L, 4);
+    lua_pushvalue(L, 5);
+    lua_pushliteral(L, "verification");
+    lua_pushliteral(L, "kind");
+    lua_pushliteral(L, "reason");
+    lua_pushliteral(L, "message");
+    lua_pushcclosure(L, lwh_l_bound_verify, LWH_NBOUND);
     return 1;
 }
 
@@ -346,10 +550,17 @@ static int lwh_l_random_bytes(lua_State *L)
 
 void lwh_verify_open(lua_State *L)
 {
-    static const luaL_Reg kr_methods[] = {
+    static const luaL_Reg fast_methods[] = {
         { "verify", lwh_l_verify },
         { "verify_file", lwh_l_verify_file },
         { "stream", lwh_l_stream },
+        { NULL, NULL }
+    };
+    static const luaL_Reg fast_stream_methods[] = {
+        { "finish", lwh_l_stream_finish },
+        { NULL, NULL }
+    };
+    static const luaL_Reg kr_methods[] = {
         { "sign_standard", lwh_l_sign_standard },
         { "sign_legacy", lwh_l_sign_legacy },
         { NULL, NULL }
@@ -357,16 +568,39 @@ void lwh_verify_open(lua_State *L)
     static const luaL_Reg kr_meta[] = { { "__tostring", lwh_l_keyring_tostring }, { NULL, NULL } };
     static const luaL_Reg st_methods[] = {
         { "update", lwh_l_stream_update },
-        { "finish", lwh_l_stream_finish },
         { NULL, NULL }
     };
     static const luaL_Reg st_meta[] = { { "__tostring", lwh_l_stream_tostring }, { NULL, NULL } };
     static const luaL_Reg funcs[] = {
         { "keyring", lwh_l_keyring },
         { "random_bytes", lwh_l_random_bytes },
+        { "bind_verify", lwh_l_bind_verify },
         { NULL, NULL }
     };
     lwh_new_class(L, LWH_KEYRING, kr_methods, kr_meta, lwh_l_keyring_close);
     lwh_new_class(L, LWH_STREAM, st_methods, st_meta, lwh_l_stream_close);
+    /* closures with the shared upvalues, added to both classes' __index */
+    luaL_getmetatable(L, LWH_STREAM);
+    lua_getfield(L, -1, "__index");
+    luaL_getmetatable(L, LWH_KEYRING);
+    lua_getfield(L, -1, "__index");
+    lua_pushvalue(L, -2); /* upvalue 1: keyring metatable */
+    lua_pushliteral(L, "scheme");
+    lua_pushliteral(L, "key_index");
+    lua_pushliteral(L, "timestamp");
+    lua_pushliteral(L, "id");
+    lua_pushliteral(L, "standard");
+    lua_pushliteral(L, "legacy");
+    lwh_setfuncs(L, fast_methods, LWH_NUPVALUES); /* into keyring __index */
+    lua_pop(L, 2); /* keyring __index, keyring metatable */
+    lua_pushnil(L); /* upvalue 1 unused for streams */
+    lua_pushliteral(L, "scheme");
+    lua_pushliteral(L, "key_index");
+    lua_pushliteral(L, "timestamp");
+    lua_pushliteral(L, "id");
+    lua_pushliteral(L, "standard");
+    lua_pushliteral(L, "legacy");
+    lwh_setfuncs(L, fast_stream_methods, LWH_NUPVALUES); /* into stream __index */
+    lua_pop(L, 2); /* stream __index, stream metatable */
     lwh_setfuncs(L, funcs, 0);
 }

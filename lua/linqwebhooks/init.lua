@@ -13,8 +13,11 @@ local linq = {
   errors = errors,
 }
 
+-- The wrappers below avoid tail calls so that errors raised with a level
+-- point at the user's line.
 linq.verifier = function(opts)
-  return verifier.new(opts, 2)
+  local v = verifier.new(opts, 2)
+  return v
 end
 linq.verify = verifier.verify
 linq.sign = verifier.sign
@@ -31,17 +34,21 @@ end
 
 -- Parts loaded on first use (each lives in its own module).
 linq.client = function(opts)
-  return require("linqwebhooks.client").new(opts, 2)
+  local c = require("linqwebhooks.client").new(opts, 2)
+  return c
 end
 linq.webhooks = function(opts)
-  return require("linqwebhooks.webhooks").new(opts, 2)
+  local h = require("linqwebhooks.webhooks").new(opts, 2)
+  return h
 end
 linq.store = {
   memory = function(opts)
-    return require("linqwebhooks.store.memory").new(opts, 2)
+    local s = require("linqwebhooks.store.memory").new(opts, 2)
+    return s
   end,
   shdict = function(dict, opts)
-    return require("linqwebhooks.store.shdict").new(dict, opts, 2)
+    local s = require("linqwebhooks.store.shdict").new(dict, opts, 2)
+    return s
   end,
 }
 

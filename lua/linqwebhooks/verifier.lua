@@ -16,6 +16,7 @@ end
 Verifier.__metatable = "linqwebhooks.verifier"
 
 local DEFAULT_TOLERANCE = 300
+local SCHEME_NUM = { auto = 0, standard = 1, legacy = 2 }
 
 local function secret_list(what, opts, level)
   level = level + 1
@@ -84,10 +85,14 @@ function M.new(opts, level)
   elseif tol == false then
     tol = -1
   end
+  local kr = keyring("linq.verifier", list, level)
   return setmetatable({
-    _kr = keyring("linq.verifier", list, level),
+    _kr = kr,
+    -- the hot path: one C call per verification
+    verify = core.bind_verify(kr, SCHEME_NUM[opts.scheme or "auto"], tol, opts.clock, errors.Error),
     _nsecrets = #list,
     _scheme = opts.scheme or "auto",
+    _scheme_n = SCHEME_NUM[opts.scheme or "auto"],
     _tolerance = tol,
     _clock = opts.clock or os.time,
   }, Verifier)
@@ -99,39 +104,29 @@ local function check_headers(what, headers)
   end
 end
 
-local function result(scheme, key_index, ts, headers, detail)
-  if not scheme then
-    return nil, errors.verification(key_index, detail)
+-- The C core returns the info table itself, or nil, reason, detail.
+local function result(info, reason, detail)
+  if info then
+    return info
   end
-  local id
-  if scheme == "standard" then
-    for k, v in pairs(headers) do
-      if type(k) == "string" and #k == 10 and k:lower() == "webhook-id" then
-        id = v
-        break
-      end
-    end
-  end
-  return { scheme = scheme, key_index = key_index, id = id, timestamp = ts }
+  return nil, errors.verification(reason, detail)
 end
+
+local function bad_clock(t)
+  error("linq.verifier: clock must return a number, got " .. type(t), 3)
+end
+
+--- v:verify(body, headers) -> info | nil, err
+-- info = { scheme = "standard"|"legacy", key_index = n, id = webhook-id or nil, timestamp = n }
+-- The method is a C closure bound to the keyring and policy at construction
+-- (set on the object in M.new); this is its documentation.
 
 local function now(self)
   local t = self._clock()
   if type(t) ~= "number" then
-    error("linq.verifier: clock must return a number, got " .. type(t), 3)
+    bad_clock(t)
   end
   return t
-end
-
---- v:verify(body, headers) -> info | nil, err
-function Verifier:verify(body, headers)
-  if type(body) ~= "string" then
-    error("verifier:verify: argument 'body' must be a string (the raw request body), got "
-      .. type(body), 2)
-  end
-  check_headers("verifier:verify", headers)
-  local scheme, ki, ts = self._kr:verify(body, headers, self._scheme, now(self), self._tolerance)
-  return result(scheme, ki, ts, headers, ts)
 end
 
 --- v:verify_file(path, headers) -> info | nil, err
@@ -142,11 +137,12 @@ function Verifier:verify_file(path, headers)
     error("verifier:verify_file: argument 'path' must be a string, got " .. type(path), 2)
   end
   check_headers("verifier:verify_file", headers)
-  local scheme, ki, ts = self._kr:verify_file(path, headers, self._scheme, now(self), self._tolerance)
-  if not scheme and ki == "io_error" then
-    return nil, errors.new({ kind = "io", reason = "io_error", message = ts .. ": " .. path })
+  local info, reason, detail = self._kr:verify_file(path, headers, self._scheme_n, now(self),
+    self._tolerance)
+  if reason == "io_error" then
+    return nil, errors.new({ kind = "io", reason = "io_error", message = detail .. ": " .. path })
   end
-  return result(scheme, ki, ts, headers, ts)
+  return result(info, reason, detail)
 end
 
 --- v:stream(headers) -> stream | nil, err
@@ -161,11 +157,11 @@ end
 
 function Verifier:stream(headers)
   check_headers("verifier:stream", headers)
-  local s, reason, detail = self._kr:stream(headers, self._scheme, now(self), self._tolerance)
+  local s, reason, detail = self._kr:stream(headers, self._scheme_n, now(self), self._tolerance)
   if not s then
     return nil, errors.verification(reason, detail)
   end
-  return setmetatable({ _s = s, _headers = headers }, Stream)
+  return setmetatable({ _s = s }, Stream)
 end
 
 function Stream:update(chunk)
@@ -177,8 +173,7 @@ function Stream:update(chunk)
 end
 
 function Stream:finish()
-  local scheme, ki, ts = self._s:finish()
-  return result(scheme, ki, ts, self._headers, ts)
+  return result(self._s:finish())
 end
 
 function Stream:close()

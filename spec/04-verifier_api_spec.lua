@@ -1,0 +1,261 @@
+-- The Lua verification API: options, header handling, results, errors,
+-- file and streaming forms, signing, one-shot helpers.
+local linq = require "linqwebhooks"
+
+local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw7Jxx2Oll+OE="
+local OTHER = "whsec_MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA="
+local BODY = '{"test": 2432232314}'
+local TS = 1614265330
+
+local function fixed(t)
+  return function() return t end
+end
+
+local function tmpfile(content)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(content)
+  f:close()
+  return path
+end
+
+describe("linq.verifier options", function()
+  it("raises on unknown keys, naming them", function()
+    assert.has_error(function() linq.verifier { secret = SECRET, tolerence = 300 } end,
+      "linq.verifier: unknown option 'tolerence'")
+  end)
+  it("raises on wrong types with the option's name", function()
+    assert.has_error(function() linq.verifier { secret = SECRET, tolerance = "300" } end)
+    local ok, err = pcall(linq.verifier, { secret = SECRET, scheme = "both" })
+    assert.is_false(ok)
+    assert.matches("option 'scheme' must be one of auto, standard, legacy", err, 1, true)
+    ok, err = pcall(linq.verifier, { secret = SECRET, tolerance = -1 })
+    assert.matches("option 'tolerance'", err, 1, true)
+    ok, err = pcall(linq.verifier, { secret = 42 })
+    assert.matches("option 'secret' must be string", err, 1, true)
+    ok, err = pcall(linq.verifier, "whsec_x")
+    assert.matches("options table expected", err, 1, true)
+  end)
+  it("requires exactly one of secret / secrets", function()
+    assert.has_error(function() linq.verifier {} end,
+      "linq.verifier: option 'secret' (or 'secrets') is required")
+    assert.has_error(function() linq.verifier { secret = SECRET, secrets = { OTHER } } end,
+      "linq.verifier: give 'secret' or 'secrets', not both")
+    assert.has_error(function() linq.verifier { secrets = {} } end)
+    assert.has_error(function() linq.verifier { secrets = { SECRET, 7 } } end)
+  end)
+  it("reports the bad secret by position, never its content", function()
+    local ok, err = pcall(linq.verifier, { secrets = { SECRET, "whsec_MfKQ9r8GKYqrTwjUPD8I LPZ" } })
+    assert.is_false(ok)
+    assert.matches("secret #2", err, 1, true)
+    assert.is_nil(err:find("MfKQ", 1, true))
+  end)
+  it("raises at the caller's line", function()
+    local ok, err = pcall(function() linq.verifier { secret = "nope" } end)
+    assert.is_false(ok)
+    assert.matches("04%-verifier_api_spec.lua:%d+:", err)
+  end)
+  it("never shows secrets in tostring", function()
+    local v = linq.verifier { secrets = { SECRET, OTHER } }
+    local s = tostring(v)
+    assert.matches("2 secret", s, 1, true)
+    assert.is_nil(s:find("whsec_", 1, true))
+    assert.is_nil(s:find("MfKQ", 1, true))
+  end)
+end)
+
+describe("v:verify", function()
+  local h = linq.sign { secret = SECRET, body = BODY, id = "msg_1", timestamp = TS, scheme = "both" }
+
+  it("returns scheme, key index, id and timestamp", function()
+    local v = linq.verifier { secret = SECRET, clock = fixed(TS) }
+    local info = assert(v:verify(BODY, h))
+    assert.are.same({ scheme = "standard", key_index = 1, id = "msg_1", timestamp = TS }, info)
+  end)
+
+  it("looks headers up case-insensitively", function()
+    local v = linq.verifier { secret = SECRET, clock = fixed(TS) }
+    assert.truthy(v:verify(BODY, {
+      ["WEBHOOK-ID"] = h["webhook-id"], ["Webhook-Timestamp"] = h["webhook-timestamp"],
+      ["webhook-SIGNATURE"] = h["webhook-signature"] }))
+    local lv = linq.verifier { secret = SECRET, clock = fixed(TS) }
+    assert.are.equal("legacy", assert(lv:verify(BODY, {
+      ["x-webhook-timestamp"] = h["X-Webhook-Timestamp"],
+      ["X-WEBHOOK-SIGNATURE"] = h["X-Webhook-Signature"] })).scheme)
+  end)
+
+  it("rejects repeated signature headers (array values), not joins them", function()
+    local v = linq.verifier { secret = SECRET, clock = fixed(TS) }
+    local _, err = v:verify(BODY, {
+      ["webhook-id"] = "msg_1", ["webhook-timestamp"] = tostring(TS),
+      ["webhook-signature"] = { h["webhook-signature"], h["webhook-signature"] } })
+    assert.are.equal("invalid_headers", err.reason)
+    _, err = v:verify(BODY, {
+      ["webhook-id"] = { "msg_1" }, ["webhook-timestamp"] = tostring(TS),
+      ["webhook-signature"] = h["webhook-signature"] })
+    assert.are.equal("invalid_headers", err.reason)
+  end)
+
+  it("rejects the same header given twice in different case", function()
+    local v = linq.verifier { secret = SECRET, clock = fixed(TS) }
+    local _, err = v:verify(BODY, {
+      ["webhook-id"] = "msg_1", ["Webhook-Id"] = "msg_1", ["webhook-timestamp"] = tostring(TS),
+      ["webhook-signature"] = h["webhook-signature"] })
+    assert.are.equal("invalid_headers", err.reason)
+    assert.matches("twice", err.message)
+  end)
+
+  it("ignores non-string keys and unrelated headers", function()
+    local v = linq.verifier { secret = SECRET, clock = fixed(TS) }
+    local hh = { "positional", [true] = 1, ["content-type"] = { "a", "b" } }
+    for k, val in pairs(h) do
+      hh[k] = val
+    end
+    assert.truthy(v:verify(BODY, hh))
+  end)
+
+  it("applies the tolerance inclusively in both directions", function()
+    for _, case in ipairs {
+      { TS + 300, true }, { TS - 300, true },
+      { TS + 301, "timestamp_too_old" }, { TS - 301, "timestamp_too_new" },
+    } do
+      local v = linq.verifier { secret = SECRET, clock = fixed(case[1]) }
+      local info, err = v:verify(BODY, h)
+      if case[2] == true then
+        assert.truthy(info)
+      else
+        assert.are.equal(case[2], err.reason)
+      end
+    end
+    local v = linq.verifier { secret = SECRET, tolerance = 10, clock = fixed(TS + 11) }
+    assert.are.equal("timestamp_too_old", select(2, v:verify(BODY, h)).reason)
+    v = linq.verifier { secret = SECRET, tolerance = false, clock = fixed(0) }
+    assert.truthy(v:verify(BODY, h))
+  end)
+
+  it("uses os.time by default", function()
+    local now = linq.sign { secret = SECRET, body = BODY }
+    assert.truthy(linq.verifier { secret = SECRET }:verify(BODY, now))
+    local _, err = linq.verifier { secret = SECRET }:verify(BODY, h)
+    assert.are.equal("timestamp_too_old", err.reason)
+  end)
+
+  it("matches any key of a rotation keyring and says which", function()
+    local v = linq.verifier { secrets = { OTHER, SECRET }, clock = fixed(TS) }
+    assert.are.equal(2, v:verify(BODY, h).key_index)
+    local both = linq.sign { secrets = { OTHER, SECRET }, body = BODY, id = "m", timestamp = TS }
+    assert.matches("^v1,%S+ v1,%S+$", both["webhook-signature"])
+    assert.are.equal(1, linq.verifier { secrets = { SECRET, OTHER }, clock = fixed(TS) }
+      :verify(BODY, both).key_index)
+  end)
+
+  it("auto never falls back to legacy once a webhook-* header is present", function()
+    local v = linq.verifier { secret = SECRET, clock = fixed(TS) }
+    local _, err = v:verify(BODY, { ["webhook-signature"] = h["webhook-signature"],
+      ["X-Webhook-Timestamp"] = h["X-Webhook-Timestamp"],
+      ["X-Webhook-Signature"] = h["X-Webhook-Signature"] })
+    assert.are.equal("missing_headers", err.reason)
+  end)
+
+  it("raises on wrong argument types", function()
+    local v = linq.verifier { secret = SECRET }
+    assert.has_error(function() v:verify(nil, h) end)
+    assert.has_error(function() v:verify({}, h) end)
+    assert.has_error(function() v:verify(BODY, "headers") end,
+      "verifier:verify: argument 'headers' must be a table, got string")
+    local bad = linq.verifier { secret = SECRET, clock = function() return "now" end }
+    assert.has_error(function() bad:verify(BODY, h) end)
+  end)
+
+  it("raises after close, and close is idempotent", function()
+    local v = linq.verifier { secret = SECRET }
+    v:close()
+    v:close()
+    assert.has_error(function() v:verify(BODY, h) end)
+  end)
+end)
+
+describe("v:verify_file and v:stream", function()
+  local big = string.rep("0123456789abcdef", 131072) -- 2 MB
+  local h = linq.sign { secret = SECRET, body = big, id = "msg_big", timestamp = TS }
+
+  it("verifies a 2 MB body from a file", function()
+    local path = tmpfile(big)
+    local v = linq.verifier { secret = SECRET, clock = fixed(TS) }
+    local info = assert(v:verify_file(path, h))
+    assert.are.equal("msg_big", info.id)
+    local f = io.open(path, "ab")
+    f:write("x")
+    f:close()
+    assert.are.equal("no_matching_signature", select(2, v:verify_file(path, h)).reason)
+    os.remove(path)
+  end)
+
+  it("returns an io error for a missing file, header errors first", function()
+    local v = linq.verifier { secret = SECRET, clock = fixed(TS) }
+    local _, err = v:verify_file("/nonexistent/body", h)
+    assert.are.equal("io_error", err.reason)
+    _, err = v:verify_file("/nonexistent/body", {})
+    assert.are.equal("missing_headers", err.reason)
+  end)
+
+  it("verifies a body fed in chunks and reports header errors up front", function()
+    local v = linq.verifier { secret = SECRET, clock = fixed(TS) }
+    local s = assert(v:stream(h))
+    for i = 1, #big, 65536 do
+      s:update(big:sub(i, i + 65535))
+    end
+    assert.are.equal("msg_big", assert(s:finish()).id)
+    assert.has_error(function() s:finish() end)
+    local _, err = v:stream({ ["webhook-id"] = "x" })
+    assert.are.equal("missing_headers", err.reason)
+    local late = linq.verifier { secret = SECRET, clock = fixed(TS + 1000) }
+    _, err = late:stream(h)
+    assert.are.equal("timestamp_too_old", err.reason)
+  end)
+end)
+
+describe("linq.verify", function()
+  local h = linq.sign { secret = SECRET, body = BODY, id = "msg_1", timestamp = TS }
+  it("is the one-shot form", function()
+    assert.truthy(linq.verify(SECRET, BODY, h, { clock = fixed(TS) }))
+    assert.truthy(linq.verify({ OTHER, SECRET }, BODY, h, { tolerance = false }))
+    local _, err = linq.verify(OTHER, BODY, h, { tolerance = false })
+    assert.are.equal("no_matching_signature", err.reason)
+    assert.has_error(function() linq.verify(SECRET, BODY, h, { tolerence = 1 }) end)
+    assert.has_error(function() linq.verify(nil, BODY, h) end)
+  end)
+end)
+
+describe("linq.sign", function()
+  it("produces the header sets", function()
+    local s = linq.sign { secret = SECRET, body = "{}", id = "msg_test", timestamp = 1700000000 }
+    assert.are.same({ ["webhook-id"] = "msg_test", ["webhook-timestamp"] = "1700000000",
+      ["webhook-signature"] = "v1,jO//uCOdy87LX/E43C2FVLSlqR9y2kT/++2EpoW9cGY=" }, s)
+    local l = linq.sign { secret = SECRET, body = "{}", timestamp = "1700000000", scheme = "legacy" }
+    assert.are.same({ ["X-Webhook-Timestamp"] = "1700000000",
+      ["X-Webhook-Signature"] = "f482e5f34291f1048b1bdf9ba7aae2fea27c32b5eba0184fad4962ee6836b0fc" }, l)
+  end)
+  it("makes up an id and uses the current time when not given", function()
+    local s = linq.sign { secret = SECRET, body = "{}" }
+    assert.matches("^msg_%x+$", s["webhook-id"])
+    assert.truthy(math.abs(tonumber(s["webhook-timestamp"]) - os.time()) <= 2)
+  end)
+  it("validates its options", function()
+    assert.has_error(function() linq.sign { secret = SECRET } end, "linq.sign: option 'body' is required")
+    assert.has_error(function() linq.sign { secret = SECRET, body = "", scheme = "v2" } end)
+    assert.has_error(function() linq.sign { secret = SECRET, body = "", id = "a.b" } end)
+    assert.has_error(function() linq.sign { secret = SECRET, body = "", timestamp = 1.5 } end)
+    assert.has_error(function() linq.sign { secret = SECRET, body = "", timestamp = "12a" } end)
+    assert.has_error(function() linq.sign { secret = SECRET, body = "", colour = 1 } end)
+  end)
+end)
+
+describe("errors", function()
+  it("format as linqwebhooks: <reason>: <message>", function()
+    local _, err = linq.verifier { secret = SECRET }:verify(BODY, {})
+    assert.are.equal("missing_headers", err.reason)
+    assert.are.equal("linqwebhooks: missing_headers: " .. err.message, tostring(err))
+    assert.is_true(linq.errors.is(err))
+  end)
+end)
