@@ -32,7 +32,7 @@ LPATH      := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
 ENV54      := LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(B54)/?.so;;'
 ENVJIT     := LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(BJIT)/?.so;;'
 
-.PHONY: all luajit env test test54 testjit ctest asan valgrind fuzz bench demo clean lint
+.PHONY: all luajit env test test54 testjit ctest check-symbols rockspec asan valgrind fuzz bench demo clean lint
 
 all: $(SO54)
 
@@ -72,7 +72,18 @@ test54: $(SO54)
 testjit: $(SOJIT)
 	$(ENVJIT) $(BUSTED) --lua=$(LUAJIT) spec
 
-test: ctest test54 testjit
+test: ctest check-symbols test54 testjit
+
+# Only the public C API and luaopen_linqwebhooks_core may be exported.
+check-symbols: $(SO54)
+	@bad=$$(nm -D --defined-only $(SO54) | awk '$$3 !~ /^(linqwh_|luaopen_linqwebhooks_core$$|_)/ {print $$3}'); \
+	if [ -n "$$bad" ]; then echo "unexpected exports: $$bad"; echo "symbols: 0 passed, 1 failed"; exit 1; fi; \
+	echo "symbols: 1 passed, 0 failed"
+
+# In-process specs for the memory checkers (the nginx specs run the LuaJIT
+# build inside nginx, which these runs do not instrument).
+ASAN_SPECS     = $(wildcard spec/0*_spec.lua spec/1*_spec.lua spec/2*_spec.lua spec/3*_spec.lua)
+VALGRIND_SPECS = $(wildcard spec/0*_spec.lua spec/1*_spec.lua spec/2*_spec.lua)
 
 # ASan/UBSan: the module is built with sanitizers and the runtime is
 # preloaded into the plain lua5.4 interpreter.
@@ -88,23 +99,27 @@ asan: $(SOASAN) spec/c/test_core.c $(CORE_SRC)
 	ASAN_OPTIONS=detect_leaks=1 ./build/c/test_core_asan
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  LINQWH_SANITIZED=1 LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(BASAN)/?.so;;' \
-	  $(LUA54) /usr/bin/busted --lua=$(LUA54) spec
+	  LINQWH_SANITIZED=1 LINQWH_BUILD=$(CURDIR)/$(BASAN) LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(BASAN)/?.so;;' \
+	  $(LUA54) /usr/bin/busted --ignore-lua $(ASAN_SPECS)
 
 VALGRIND = valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
 	   --show-leak-kinds=definite --suppressions=$(CURDIR)/spec/valgrind.supp
 valgrind: $(SO54) $(CTEST)
 	$(VALGRIND) ./$(CTEST)
-	LINQWH_VALGRIND=1 $(ENV54) $(VALGRIND) $(LUA54) /usr/bin/busted spec
+	LINQWH_VALGRIND=1 $(ENV54) $(VALGRIND) $(LUA54) /usr/bin/busted --ignore-lua $(VALGRIND_SPECS)
 
 FUZZ_SECONDS ?= 60
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined $(DEFS) -Icsrc $(DEP_CFLAGS)
+# Two harnesses, each run for FUZZ_SECONDS: the verification parsers and
+# paths (Lua-free), and the JSON layer through the Lua binding.
 fuzz:
-	@mkdir -p build/fuzz
-	clang -g -O1 -fsanitize=fuzzer,address,undefined $(DEFS) -Icsrc $(DEP_CFLAGS) \
-	  -o build/fuzz/fuzz_verify csrc/fuzz/fuzz_verify.c $(CORE_SRC) -lcrypto
-	mkdir -p build/fuzz/corpus
+	@mkdir -p build/fuzz/corpus build/fuzz/json_corpus
+	clang $(FUZZ_FLAGS) -o build/fuzz/fuzz_verify csrc/fuzz/fuzz_verify.c $(CORE_SRC) -lcrypto
+	clang $(FUZZ_FLAGS) $(LUA54_INC) -o build/fuzz/fuzz_json csrc/fuzz/fuzz_json.c $(ALL_SRC) -llua5.4 $(DEP_LIBS)
 	./build/fuzz/fuzz_verify -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
 	  build/fuzz/corpus csrc/fuzz/corpus
+	./build/fuzz/fuzz_json -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -dict=csrc/fuzz/json.dict \
+	  build/fuzz/json_corpus csrc/fuzz/json_corpus
 
 bench: $(SO54)
 	@mkdir -p build/bench
@@ -113,6 +128,9 @@ bench: $(SO54)
 
 demo: $(SO54)
 	$(ENV54) $(LUA54) examples/verify.lua
+
+rockspec:
+	$(LUA54) bench/gen_rockspec.lua > linqwebhooks-scm-1.rockspec
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -Icsrc csrc

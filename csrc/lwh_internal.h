@@ -5,6 +5,10 @@
 #include <openssl/evp.h>
 #include "linqwebhooks.h"
 
+/* Internal symbols stay hidden even when built without -fvisibility=hidden
+ * (e.g. by LuaRocks' builtin backend). */
+#define LWH_HIDDEN __attribute__((visibility("hidden")))
+
 #define LWH_MAC_LEN 32          /* SHA-256 */
 #define LWH_B64_SIG_LEN 44      /* base64 of 32 bytes, padded */
 #define LWH_HEX_SIG_LEN 64
@@ -20,8 +24,8 @@ struct linqwh_keyring {
 };
 
 /* Encodes 32 MAC bytes as 44 padded base64 chars (no NUL). */
-void lwh_b64_mac(const unsigned char mac[LWH_MAC_LEN], char out[LWH_B64_SIG_LEN]);
+LWH_HIDDEN void lwh_b64_mac(const unsigned char mac[LWH_MAC_LEN], char out[LWH_B64_SIG_LEN]);
 /* Encodes n bytes as 2n lowercase hex chars (no NUL). */
-void lwh_hex(const unsigned char *in, size_t n, char *out);
+LWH_HIDDEN void lwh_hex(const unsigned char *in, size_t n, char *out);
 
 #endif

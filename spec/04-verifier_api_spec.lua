@@ -259,3 +259,59 @@ describe("errors", function()
     assert.is_true(linq.errors.is(err))
   end)
 end)
+
+describe("v:unwrap", function()
+  local function read(path)
+    local f = assert(io.open(path, "rb"))
+    local s = f:read("*a")
+    f:close()
+    return s
+  end
+  local sample = read("bench/message_received.json")
+
+  it("verifies, then decodes the envelope into an event", function()
+    local h = linq.sign { secret = SECRET, body = sample, id = "2915e81c-5068-4796-ace2-21d2c94ad298",
+                          timestamp = TS }
+    local v = linq.verifier { secret = SECRET, clock = fixed(TS) }
+    local ev = assert(v:unwrap(sample, h))
+    assert.are.equal("message.received", ev.type)
+    assert.are.equal("2915e81c-5068-4796-ace2-21d2c94ad298", ev.id)
+    assert.are.equal("2026-02-05T19:31:13.736444093Z", ev.created_at)
+    assert.are.equal("v3", ev.api_version)
+    assert.are.equal("2026-02-03", ev.webhook_version)
+    assert.are.equal("8af9171a45022df2eb74ba4e4c83be0f", ev.trace_id)
+    assert.are.equal("your-partner-id", ev.partner_id)
+    assert.are.equal("Hello!", ev.data.parts[1].value)
+    assert.are.equal(linq.null, ev.data.effect)
+    assert.are.equal(sample, ev.raw)
+    assert.are.same({ id = "2915e81c-5068-4796-ace2-21d2c94ad298", timestamp = TS,
+                      scheme = "standard", key_index = 1 }, ev.delivery)
+  end)
+
+  it("takes the type from the signed body, never from X-Webhook-Event", function()
+    local h = linq.sign { secret = SECRET, body = sample, timestamp = TS, scheme = "legacy" }
+    h["X-Webhook-Event"] = "message.failed"
+    local ev = assert(linq.verifier { secret = SECRET, clock = fixed(TS) }:unwrap(sample, h))
+    assert.are.equal("message.received", ev.type)
+    assert.are.equal("legacy", ev.delivery.scheme)
+  end)
+
+  it("fails verification before decoding", function()
+    local h = linq.sign { secret = OTHER, body = sample, timestamp = TS }
+    local ev, err = linq.verifier { secret = SECRET, clock = fixed(TS) }:unwrap(sample, h)
+    assert.is_nil(ev)
+    assert.are.equal("no_matching_signature", err.reason)
+  end)
+
+  it("reports a signed body that is not a Linq event as invalid_json", function()
+    local v = linq.verifier { secret = SECRET, clock = fixed(TS) }
+    for _, body in ipairs { "{", "[]", '"x"', '{"event_id":"1"}', '{"event_type":"message.sent"}',
+                            '{"event_type":5,"event_id":"1"}' } do
+      local h = linq.sign { secret = SECRET, body = body, timestamp = TS }
+      local ev, err = v:unwrap(body, h)
+      assert.is_nil(ev)
+      assert.are.equal("invalid_json", err.reason)
+      assert.matches("^linqwebhooks: invalid_json: ", tostring(err))
+    end
+  end)
+end)

@@ -11,11 +11,15 @@
 #include <stddef.h>
 
 #define LWH_EXPORT __attribute__((visibility("default")))
+/* Every non-static function of the bindings is declared here with
+ * LWH_HIDDEN, so only luaopen_linqwebhooks_core is exported even when the
+ * build does not pass -fvisibility=hidden (LuaRocks' builtin backend). */
+#define LWH_HIDDEN __attribute__((visibility("hidden")))
 
 #if LUA_VERSION_NUM < 502
-void lwh_setfuncs(lua_State *L, const luaL_Reg *l, int nup);
-void *lwh_testudata(lua_State *L, int idx, const char *tname);
-void lwh_setmetatable(lua_State *L, const char *tname);
+LWH_HIDDEN void lwh_setfuncs(lua_State *L, const luaL_Reg *l, int nup);
+LWH_HIDDEN void *lwh_testudata(lua_State *L, int idx, const char *tname);
+LWH_HIDDEN void lwh_setmetatable(lua_State *L, const char *tname);
 #define lwh_rawlen(L, i) lua_objlen((L), (i))
 #define lwh_newuserdata(L, sz) lua_newuserdata((L), (sz))
 #else
@@ -33,16 +37,16 @@ void lwh_setmetatable(lua_State *L, const char *tname);
 /* Creates (or fetches) the metatable tname with methods in its __index,
  * metamethods set directly; leaves nothing on the stack. destroy is bound to
  * __gc, __close (5.4) and the "close" method. */
-void lwh_new_class(lua_State *L, const char *tname, const luaL_Reg *methods,
+LWH_HIDDEN void lwh_new_class(lua_State *L, const char *tname, const luaL_Reg *methods,
                    const luaL_Reg *metamethods, lua_CFunction destroy);
 
 /* Pushes a monotonic clock reading in nanoseconds (bench helper). */
-int lwh_l_now_ns(lua_State *L);
+LWH_HIDDEN int lwh_l_now_ns(lua_State *L);
 
 /* Per-concern initialisers: each adds its functions to the table at -1. */
-void lwh_verify_open(lua_State *L);
-void lwh_json_open(lua_State *L);
-void lwh_http_open(lua_State *L);
-void lwh_process_open(lua_State *L);
+LWH_HIDDEN void lwh_verify_open(lua_State *L);
+LWH_HIDDEN void lwh_json_open(lua_State *L);
+LWH_HIDDEN void lwh_http_open(lua_State *L);
+LWH_HIDDEN void lwh_process_open(lua_State *L);
 
 #endif

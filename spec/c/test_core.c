@@ -284,6 +284,6 @@ int main(int argc, char **argv)
     rmdir(tmpdir);
     cJSON_Delete(doc);
     free(text);
-    printf("c core: %d passed, %d failed\n", passed, failed);
+    printf("core: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
