@@ -12,8 +12,6 @@ Event.__tostring = function(e)
 end
 M.Event = Event
 
-local ENVELOPE_STRINGS = { "created_at", "api_version", "webhook_version", "trace_id", "partner_id" }
-
 --- Decodes a raw body into an event. Returns nil, err (reason "invalid_json")
 -- for a body that is not JSON or not a Linq event envelope.
 function M.decode(raw, delivery)
@@ -21,6 +19,12 @@ function M.decode(raw, delivery)
   if doc == nil then
     return nil, errors.verification("invalid_json", "body is not valid JSON: " .. tostring(msg))
   end
+  return M.from_document(doc, raw, delivery)
+end
+
+--- Builds an event from an already decoded envelope table (e.g. in tests,
+-- or a document decoded by other means). Same checks and errors as decode.
+function M.from_document(doc, raw, delivery)
   if type(doc) ~= "table" then
     return nil, errors.verification("invalid_json", "body is not a JSON object")
   end
@@ -31,21 +35,168 @@ function M.decode(raw, delivery)
   if type(eid) ~= "string" or eid == "" then
     return nil, errors.verification("invalid_json", "not a Linq event: missing event_id")
   end
-  local ev = setmetatable({
+  -- every field in one constructor (the table is sized once: this is on
+  -- the per-delivery path); non-string envelope values are left out
+  local created_at, api_version, webhook_version = doc.created_at, doc.api_version,
+    doc.webhook_version
+  local trace_id, partner_id = doc.trace_id, doc.partner_id
+  return setmetatable({
     type = etype,
     id = eid,
     data = doc.data,
     raw = raw,
     delivery = delivery,
     document = doc,
+    created_at = type(created_at) == "string" and created_at or nil,
+    api_version = type(api_version) == "string" and api_version or nil,
+    webhook_version = type(webhook_version) == "string" and webhook_version or nil,
+    trace_id = type(trace_id) == "string" and trace_id or nil,
+    partner_id = type(partner_id) == "string" and partner_id or nil,
   }, Event)
-  for _, k in ipairs(ENVELOPE_STRINGS) do
-    local v = doc[k]
-    if type(v) == "string" then
-      ev[k] = v
+end
+
+-- Helpers that hide Linq's two message payload versions:
+--   2025-01-01: data.chat_id, data.is_from_me, data.from_handle / data.from,
+--               data.message{ id, parts, ... }
+--   2026-02-03: data.chat{ id, ... }, data.direction, data.sender_handle,
+--               data.id and data.parts flat in data
+-- Each returns nil when the event does not carry the value (e.g. text() of a
+-- typing indicator). JSON null counts as absent.
+
+local function str(v)
+  if type(v) == "string" then
+    return v
+  end
+  return nil
+end
+
+local function tbl(v)
+  if type(v) == "table" then
+    return v
+  end
+  return nil
+end
+
+local function data(e)
+  return tbl(e.data) or {}
+end
+
+local function handle_of(v)
+  if type(v) == "string" then
+    return v
+  end
+  if type(v) == "table" then
+    return str(v.handle)
+  end
+  return nil
+end
+
+--- event:chat_id() -> string | nil
+-- data.chat.id (2026 messages, edits, polls), data.chat_id (2025 messages,
+-- reactions, participants, typing, group updates, failures), data.id of
+-- chat.created.
+function Event:chat_id()
+  local d = data(self)
+  local chat = tbl(d.chat)
+  if chat and str(chat.id) then
+    return chat.id
+  end
+  if str(d.chat_id) then
+    return d.chat_id
+  end
+  if self.type == "chat.created" then
+    return str(d.id)
+  end
+  return nil
+end
+
+local function is_message_type(t)
+  return type(t) == "string" and t:sub(1, 8) == "message."
+end
+
+--- event:message_id() -> string | nil
+-- data.message.id (2025), data.message_id (2025 read/delivered, failures,
+-- reactions), data.id of message.* events (2026).
+function Event:message_id()
+  local d = data(self)
+  local msg = tbl(d.message)
+  if msg and str(msg.id) then
+    return msg.id
+  end
+  if str(d.message_id) then
+    return d.message_id
+  end
+  if is_message_type(self.type) then
+    return str(d.id)
+  end
+  return nil
+end
+
+--- event:parts() -> array of part tables | nil
+-- data.parts (2026) or data.message.parts (2025); for message.edited, the
+-- edited part as { { type = "text", value = text, index = n } }.
+function Event:parts()
+  local d = data(self)
+  local parts = tbl(d.parts)
+  if parts then
+    return parts
+  end
+  local msg = tbl(d.message)
+  if msg and tbl(msg.parts) then
+    return msg.parts
+  end
+  local part = tbl(d.part)
+  if part and str(part.text) then
+    return { { type = "text", value = part.text, index = part.index } }
+  end
+  return nil
+end
+
+--- event:text() -> string | nil
+-- The values of the text parts joined with "\n" ("" when the message has no
+-- text part); nil when the event carries no message parts.
+function Event:text()
+  local parts = self:parts()
+  if not parts then
+    return nil
+  end
+  local out = {}
+  for i = 1, #parts do
+    local p = parts[i]
+    if type(p) == "table" and p.type == "text" and str(p.value) then
+      out[#out + 1] = p.value
     end
   end
-  return ev
+  return table.concat(out, "\n")
+end
+
+--- event:sender() -> handle string (E.164 number or email) | nil
+-- data.sender_handle (2026), data.from_handle or data.from (2025, reactions).
+function Event:sender()
+  local d = data(self)
+  return handle_of(d.sender_handle) or handle_of(d.from_handle) or str(d.from)
+end
+
+--- event:is_inbound() -> true | false | nil
+-- data.direction == "inbound" (2026), not data.is_from_me (2025, reactions);
+-- nil when the event says neither.
+function Event:is_inbound()
+  local d = data(self)
+  if d.direction == "inbound" then
+    return true
+  elseif d.direction == "outbound" then
+    return false
+  end
+  if type(d.is_from_me) == "boolean" then
+    return not d.is_from_me
+  end
+  return nil
+end
+
+--- event:service() -> "iMessage" | "SMS" | "RCS" | nil
+function Event:service()
+  local d = data(self)
+  return str(d.service)
 end
 
 return M

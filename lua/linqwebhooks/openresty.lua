@@ -1,0 +1,233 @@
+--- OpenResty / nginx integration: answer Linq deliveries from
+-- `content_by_lua*`, without blocking the worker.
+--
+--   -- nginx.conf: lua_shared_dict linq_dedupe 10m;
+--   --             location = /linq/webhooks { content_by_lua_block { require("handler").serve() } }
+--   local linq = require "linqwebhooks"
+--   local openresty = require "linqwebhooks.openresty"
+--   local hooks = linq.webhooks{ secret = ..., dedupe = linq.store.shdict(ngx.shared.linq_dedupe) }
+--   hooks:on("message.received", function(event) ... end)
+--   openresty.serve(hooks)                      -- or serve(hooks, { quick_ack = true })
+--
+-- serve(hooks, opts) -> res (the dispatcher's result table)
+--   Reads the raw body (`ngx.req.read_body()`; the in-memory buffer, or the
+--   temp file nginx spilled a large body to, verified by streaming it through
+--   the incremental verifier before it is loaded), takes the headers from
+--   `ngx.req.get_headers()` (repeated headers arrive as arrays; the verifier
+--   rejects a repeated signature header), runs the dispatcher and sends its
+--   status and short text body. Only POST is accepted (405 otherwise).
+--   Handler and store failures (500) are logged at ngx.ERR (handlers'
+--   errors also go to hooks:on_error); other non-200 answers (401, 400,
+--   503 for a copy still in flight elsewhere) at ngx.INFO.
+-- opts.quick_ack = true
+--   Answer 200 as soon as the delivery is verified and decoded, and run the
+--   handlers in `ngx.timer.at(0, ...)` (a timer: handlers may use cosockets,
+--   e.g. the client). A handler failure then can no longer make Linq retry:
+--   it goes to hooks:on_error and the nginx error log (ngx.ERR). If the timer
+--   cannot be created (lua_max_pending_timers reached) the delivery is
+--   handled inline instead. With a dispatcher offering
+--   `hooks:prepare(body, headers, info) -> res, run`, de-duplication happens
+--   before the answer; otherwise it happens in the timer (a duplicate is
+--   still dispatched once, and answered 200).
+local options = require "linqwebhooks.options"
+local event = require "linqwebhooks.event"
+
+local M = {}
+
+local SCHEMA = {
+  quick_ack = "boolean",
+}
+
+-- get_headers() limit: more headers than this is answered 400 (a truncated
+-- header table could hide a repeated signature header).
+local MAX_HEADERS = 200
+
+local function ngx_api()
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then
+    error("openresty.serve: must run inside OpenResty/nginx (content_by_lua*)", 3)
+  end
+  return ngx
+end
+
+local function respond(ngx, status, body, extra)
+  ngx.status = status
+  ngx.header["Content-Type"] = "text/plain; charset=utf-8"
+  if extra then
+    for k, v in pairs(extra) do
+      ngx.header[k] = v
+    end
+  end
+  ngx.print(body or "")
+end
+
+local function read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then
+    return nil, err
+  end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+--- Reads the raw body: string, or nil + temp file path.
+local function request_body(ngx)
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  if body then
+    return body
+  end
+  local file = ngx.req.get_body_file()
+  if file then
+    return nil, file
+  end
+  return ""
+end
+
+local function log_result(ngx, res, prefix)
+  if res.status >= 500 and not res.duplicate then
+    ngx.log(ngx.ERR, prefix, res.status, " ", tostring(res.err or res.body))
+  elseif res.status ~= 200 then
+    ngx.log(ngx.INFO, prefix, res.status, " ", tostring(res.err or res.body))
+  end
+end
+
+local function verification_failed(err)
+  return { status = 401, body = "verification failed: " .. tostring(err and err.reason),
+           err = err, duplicate = false }
+end
+
+--- Verifies a spilled body from its file, then loads it.
+-- -> body, info | nil, res (a 401/500 result)
+local function verify_spilled(hooks, path, headers)
+  local info, verr = hooks:verifier():verify_file(path, headers)
+  if not info then
+    if verr and verr.reason == "io_error" then
+      return nil, { status = 500, body = "cannot read the request body", err = verr,
+                    duplicate = false }
+    end
+    return nil, verification_failed(verr)
+  end
+  local body, ferr = read_file(path)
+  if not body then
+    return nil, { status = 500, body = "cannot read the request body", duplicate = false,
+                  err = require("linqwebhooks.errors").new({ kind = "io", reason = "io_error",
+                    message = tostring(ferr) }) }
+  end
+  return body, info
+end
+
+-- Timer callback for quick_ack: runs the deferred part, reports failures.
+local function deferred(premature, job, hooks, body, headers)
+  local ngx = rawget(_G, "ngx")
+  local _ = premature -- on shutdown the delivery was acknowledged already: still handle it
+  local ok, res = pcall(function()
+    if job then
+      return job()
+    end
+    return hooks:handle(body, headers)
+  end)
+  if not ok then
+    ngx.log(ngx.ERR, "linqwebhooks: quick_ack dispatch raised: ", tostring(res))
+    return
+  end
+  if res and res.status ~= 200 and not (res.duplicate and res.status == 503) then
+    ngx.log(ngx.ERR, "linqwebhooks: quick_ack dispatch of event ",
+      tostring(res.event and res.event.id), " failed after the 200 answer: ", res.status, " ",
+      tostring(res.err or res.body))
+  end
+end
+
+--- Quick acknowledgement: verify + decode (+ claim with hooks:prepare),
+-- answer, and run the handlers in a timer.
+local function quick(ngx, hooks, body, info, headers)
+  if hooks.prepare then
+    local res, run = hooks:prepare(body, headers, info)
+    if not run then
+      return res
+    end
+    local ok = ngx.timer.at(0, deferred, run, hooks, body, headers)
+    if not ok then
+      return run()
+    end
+    return res
+  end
+  -- Dispatcher without prepare: check the signature and envelope now (so a
+  -- forgery or garbage is answered 401/400), de-duplicate in the timer.
+  if not info then
+    local verr
+    info, verr = hooks:verifier():verify(body, headers)
+    if not info then
+      return verification_failed(verr)
+    end
+  end
+  local ev, derr = event.decode(body, { id = info.id, timestamp = info.timestamp,
+                                        scheme = info.scheme, key_index = info.key_index })
+  if not ev then
+    return { status = 400, body = "invalid event: " .. tostring(derr.reason), err = derr,
+             duplicate = false }
+  end
+  local ok = ngx.timer.at(0, deferred, nil, hooks, body, headers)
+  if not ok then
+    return hooks:handle(body, headers)
+  end
+  return { status = 200, body = "accepted", event = ev, duplicate = false }
+end
+
+--- openresty.serve(hooks, opts) -> res
+function M.serve(hooks, opts)
+  local ngx = ngx_api()
+  if type(hooks) ~= "table" or type(hooks.handle) ~= "function" then
+    error("openresty.serve: argument 'hooks' must be a dispatcher (linq.webhooks{...}), got "
+      .. type(hooks), 2)
+  end
+  options.check("openresty.serve", opts, SCHEMA, 2)
+  local phase = ngx.get_phase()
+  if phase ~= "content" then
+    error("openresty.serve: call it from content_by_lua* (current phase: " .. tostring(phase)
+      .. ")", 2)
+  end
+  local quick_ack = opts and opts.quick_ack
+
+  local method = ngx.req.get_method()
+  if method ~= "POST" then
+    local res = { status = 405, body = "method not allowed", duplicate = false }
+    respond(ngx, 405, res.body, { Allow = "POST" })
+    return res
+  end
+  local headers, herr = ngx.req.get_headers(MAX_HEADERS)
+  if herr == "truncated" then
+    local res = { status = 400, body = "too many request headers", duplicate = false }
+    respond(ngx, 400, res.body)
+    return res
+  end
+
+  local body, file = request_body(ngx)
+  local info, res
+  if not body then
+    body, info = verify_spilled(hooks, file, headers)
+    if not body then
+      res = info
+    end
+  end
+  if not res then
+    if quick_ack then
+      res = quick(ngx, hooks, body, info, headers)
+    elseif info and hooks.prepare then
+      -- already verified from the file: skip a second pass over the body
+      local run
+      res, run = hooks:prepare(body, headers, info)
+      if run then
+        res = run()
+      end
+    else
+      res = hooks:handle(body, headers)
+    end
+  end
+  log_result(ngx, res, "linqwebhooks: delivery answered ")
+  respond(ngx, res.status, res.body)
+  return res
+end
+
+return M

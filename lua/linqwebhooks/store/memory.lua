@@ -1,0 +1,266 @@
+--- In-process de-duplication store: a bounded LRU with expiry, O(1) per
+-- operation, with an injectable clock. `linq.store.memory{ max, ttl, lease, clock }`.
+--
+-- ## The store interface (what `linq.webhooks{ dedupe = store }` calls)
+--
+-- A store is any object (table or userdata) with these three methods. Keys are
+-- the authenticated `event_id` strings of verified deliveries. Every key is in
+-- one of three states: absent, "in_flight" (claimed, handlers running) or
+-- "seen" (handlers succeeded).
+--
+--   store:claim(key) -> true
+--                     | false, "seen" | "in_flight"
+--                     | nil, err            (the store itself failed)
+--     Atomically: if `key` is absent (or its entry expired), record it as
+--     "in_flight" for at most `lease` seconds and return true: the caller now
+--     owns the key and MUST later call exactly one of commit/release.
+--     Otherwise return false and the current state; nothing changes.
+--     Atomic means: of several concurrent claims of one absent key (coroutines,
+--     nginx workers sharing a dict) exactly one returns true.
+--   store:commit(key) -> true | nil, err
+--     The claimed key's handlers succeeded: record it as "seen" for `ttl`
+--     seconds from now (replacing the claim).
+--   store:release(key) -> true | nil, err
+--     The claimed key's handlers failed: forget it, so the sender's retry of
+--     the same event can claim it again.
+--
+-- An in-flight claim that is neither committed nor released (the process or
+-- worker died mid-dispatch) expires after `lease` seconds, so the event is
+-- not blocked forever. A "seen" entry expires after `ttl` seconds; Linq
+-- retries for about 25 minutes, so a ttl shorter than that lets a very late
+-- retry dispatch again (at-least-once, as Linq documents).
+--
+-- What the dispatcher answers: claim true -> dispatch, then commit (200) or
+-- release (500, Linq retries); false "seen" -> 200, duplicate; false
+-- "in_flight" -> 503, duplicate (Linq retries later, by when the first
+-- delivery has either committed or released); nil, err -> 500.
+-- Any other second value after false is treated as "seen".
+--
+-- Reference mapping onto an OpenResty shared dict (`linq.store.shdict`):
+--   claim   = dict:add(key, "in_flight", lease)
+--             ok -> true; err "exists" -> false, dict:get(key) (nil there:
+--             the entry just expired -> false, "in_flight", so the sender
+--             retries); other err (e.g. "no memory") -> nil, err
+--   commit  = dict:set(key, "seen", ttl)
+--   release = dict:delete(key)
+--
+-- This module's extra methods (not part of the interface): store:state(key)
+-- -> "seen" | "in_flight" | nil, store:size(), store:clear().
+local options = require "linqwebhooks.options"
+
+local M = {}
+
+local Store = {}
+Store.__index = Store
+Store.__tostring = function(s)
+  return "linqwebhooks.store.memory (" .. s._n .. "/" .. s._max .. " entries)"
+end
+M.Store = Store
+
+local DEFAULTS = { max = 10000, ttl = 600, lease = 60 }
+
+local function positive(integer)
+  return function(v)
+    if v ~= v or v <= 0 or v == math.huge or (integer and v % 1 ~= 0) then
+      return false, integer and "must be a whole number > 0" or "must be a number > 0"
+    end
+    return true
+  end
+end
+
+M.SCHEMA = {
+  max = { types = { "number" }, check = positive(true) },
+  ttl = { types = { "number" }, check = positive(false) },
+  lease = { types = { "number" }, check = positive(false) },
+  clock = "function",
+}
+
+--- linq.store.memory{ max = 10000, ttl = 600, lease = 60, clock = os.time }
+-- max: entries kept (least recently used evicted first); ttl: seconds a
+-- "seen" id is remembered; lease: seconds an in-flight claim lasts; clock:
+-- function returning "now" in seconds (tests inject a fake one).
+--
+-- Layout: entry i (slot number) occupies five consecutive cells of one
+-- array, e[5i+1 .. 5i+5] = key, state, expiry, prev slot, next slot, so an
+-- entry is one or two cache lines and there is no table per entry (little
+-- work for the garbage collector). Slot 0 is the sentinel of the doubly
+-- linked recency list: its next is the most recently used entry, its prev
+-- the least recently used one. `_slot` maps a key to its slot; freed slots
+-- are reused.
+local KEY, STATE, EXP, PREV, NEXT = 1, 2, 3, 4, 5
+
+function M.new(opts, level)
+  level = (level or 1) + 1
+  options.check("linq.store.memory", opts, M.SCHEMA, level)
+  opts = opts or {}
+  return setmetatable({
+    _max = opts.max or DEFAULTS.max,
+    _ttl = opts.ttl or DEFAULTS.ttl,
+    _lease = opts.lease or DEFAULTS.lease,
+    _clock = opts.clock or os.time,
+    _slot = {},
+    _e = { false, false, 0, 0, 0 }, -- the sentinel (slot 0)
+    _free = {},
+    _top = 0, -- highest slot number ever used
+    _n = 0,
+  }, Store)
+end
+
+local function now(self)
+  local t = self._clock()
+  if type(t) ~= "number" then
+    error("linq.store.memory: clock must return a number, got " .. type(t), 3)
+  end
+  return t
+end
+
+local function check_key(what, key)
+  if type(key) ~= "string" then
+    error("store:" .. what .. ": argument 'key' must be a string, got " .. type(key), 3)
+  end
+end
+
+-- The hot paths below work on the entry array through locals: this runs
+-- for every delivery. b = 5 * slot is an entry's base index.
+
+local function unlink(e, b)
+  local p, n = e[b + PREV], e[b + NEXT]
+  e[5 * p + NEXT] = n
+  e[5 * n + PREV] = p
+end
+
+local function push_front(e, i)
+  local b = 5 * i
+  local first = e[NEXT]
+  e[b + PREV] = 0
+  e[b + NEXT] = first
+  e[5 * first + PREV] = i
+  e[NEXT] = i
+end
+
+--- Unlinks slot i and forgets its key.
+local function drop(self, i)
+  local e = self._e
+  local b = 5 * i
+  unlink(e, b)
+  self._slot[e[b + KEY]] = nil
+  e[b + KEY] = false
+  e[b + STATE] = false
+  self._n = self._n - 1
+end
+
+local function remove(self, i)
+  drop(self, i)
+  local free = self._free
+  free[#free + 1] = i
+end
+
+--- A slot for a new key: an expired or evicted one from the cold end, a
+-- freed one, or a new one.
+local function new_slot(self, t)
+  local e = self._e
+  local tail = e[PREV]
+  if tail ~= 0 and (e[5 * tail + EXP] <= t or self._n >= self._max) then
+    -- reuse the least recently used slot: it expired, or the store is full
+    drop(self, tail)
+    -- and drop one more expired entry if there is one (amortised O(1))
+    local tail2 = e[PREV]
+    if tail2 ~= 0 and e[5 * tail2 + EXP] <= t then
+      remove(self, tail2)
+    end
+    return tail
+  end
+  local free = self._free
+  local nfree = #free
+  if nfree > 0 then
+    local i = free[nfree]
+    free[nfree] = nil
+    return i
+  end
+  local i = self._top + 1
+  self._top = i
+  return i
+end
+
+--- Inserts or refreshes key as the most recently used entry.
+local function put(self, key, state, expires, t)
+  local e = self._e
+  local i = self._slot[key]
+  if i then
+    if e[NEXT] ~= i then
+      unlink(e, 5 * i)
+      push_front(e, i)
+    end
+  else
+    i = new_slot(self, t)
+    self._slot[key] = i
+    e[5 * i + KEY] = key
+    self._n = self._n + 1
+    push_front(e, i)
+  end
+  local b = 5 * i
+  e[b + STATE] = state
+  e[b + EXP] = expires
+end
+
+function Store:claim(key)
+  if type(key) ~= "string" then
+    check_key("claim", key)
+  end
+  local t = now(self)
+  local i = self._slot[key]
+  if i then
+    local e = self._e
+    local b = 5 * i
+    if e[b + EXP] > t then
+      if e[NEXT] ~= i then
+        unlink(e, b)
+        push_front(e, i)
+      end
+      return false, e[b + STATE]
+    end
+    remove(self, i)
+  end
+  put(self, key, "in_flight", t + self._lease, t)
+  return true
+end
+
+function Store:commit(key)
+  if type(key) ~= "string" then
+    check_key("commit", key)
+  end
+  local t = now(self)
+  put(self, key, "seen", t + self._ttl, t)
+  return true
+end
+
+function Store:release(key)
+  check_key("release", key)
+  local i = self._slot[key]
+  if i and self._e[5 * i + STATE] == "in_flight" then
+    remove(self, i)
+  end
+  return true
+end
+
+--- "seen" | "in_flight" | nil (absent or expired); does not touch recency.
+function Store:state(key)
+  check_key("state", key)
+  local i = self._slot[key]
+  if i and self._e[5 * i + EXP] > now(self) then
+    return self._e[5 * i + STATE]
+  end
+  return nil
+end
+
+--- Number of entries held (expired ones not yet dropped included).
+function Store:size()
+  return self._n
+end
+
+function Store:clear()
+  self._slot, self._e, self._free = {}, { false, false, 0, 0, 0 }, {}
+  self._top, self._n = 0, 0
+end
+
+return M

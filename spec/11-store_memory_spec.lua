@@ -1,0 +1,230 @@
+local linq = require "linqwebhooks"
+
+describe("linq.store.memory", function()
+  local now
+  local function clock()
+    return now
+  end
+  before_each(function()
+    now = 1000
+  end)
+
+  it("claims an absent key once, then reports it in flight", function()
+    local s = linq.store.memory{ clock = clock }
+    assert.is_true(s:claim("evt_1"))
+    local ok, state = s:claim("evt_1")
+    assert.is_false(ok)
+    assert.equal("in_flight", state)
+    assert.equal("in_flight", s:state("evt_1"))
+  end)
+
+  it("commit marks a key seen; release makes it claimable again", function()
+    local s = linq.store.memory{ clock = clock }
+    assert.is_true(s:claim("a"))
+    assert.is_true(s:commit("a"))
+    local ok, state = s:claim("a")
+    assert.is_false(ok)
+    assert.equal("seen", state)
+
+    assert.is_true(s:claim("b"))
+    assert.is_true(s:release("b"))
+    assert.is_nil(s:state("b"))
+    assert.is_true(s:claim("b"))
+  end)
+
+  it("release never forgets a key that is already seen", function()
+    local s = linq.store.memory{ clock = clock }
+    s:claim("a")
+    s:commit("a")
+    s:release("a")
+    assert.equal("seen", s:state("a"))
+  end)
+
+  it("forgets seen keys after ttl seconds (injected clock)", function()
+    local s = linq.store.memory{ ttl = 600, clock = clock }
+    s:claim("a")
+    s:commit("a")
+    now = now + 599
+    assert.is_false((s:claim("a")))
+    now = now + 1
+    assert.is_nil(s:state("a"))
+    assert.is_true(s:claim("a"))
+  end)
+
+  it("lets an abandoned in-flight claim expire after lease seconds", function()
+    local s = linq.store.memory{ ttl = 600, lease = 30, clock = clock }
+    assert.is_true(s:claim("a"))
+    now = now + 29
+    assert.is_false((s:claim("a")))
+    now = now + 1
+    assert.is_true(s:claim("a"))
+  end)
+
+  it("the seen ttl counts from commit, not from claim", function()
+    local s = linq.store.memory{ ttl = 100, lease = 50, clock = clock }
+    s:claim("a")
+    now = now + 40
+    s:commit("a")
+    now = now + 99
+    assert.equal("seen", s:state("a"))
+    now = now + 1
+    assert.is_nil(s:state("a"))
+  end)
+
+  it("evicts the least recently used entry when full", function()
+    local s = linq.store.memory{ max = 3, clock = clock }
+    for _, k in ipairs({ "a", "b", "c" }) do
+      s:claim(k)
+      s:commit(k)
+    end
+    assert.equal(3, s:size())
+    -- touch "a": now "b" is the least recently used
+    assert.is_false((s:claim("a")))
+    s:claim("d")
+    assert.equal(3, s:size())
+    assert.is_nil(s:state("b"))
+    assert.equal("seen", s:state("a"))
+    assert.equal("seen", s:state("c"))
+    assert.equal("in_flight", s:state("d"))
+  end)
+
+  it("stays bounded under many distinct keys", function()
+    local s = linq.store.memory{ max = 50, clock = clock }
+    for i = 1, 5000 do
+      local k = "k" .. i
+      assert.is_true(s:claim(k))
+      if i % 2 == 0 then
+        s:commit(k)
+      else
+        s:release(k)
+      end
+      now = now + 0.01
+    end
+    assert.is_true(s:size() <= 50)
+    assert.equal("seen", s:state("k5000"))
+    assert.is_nil(s:state("k1"))
+  end)
+
+  it("drops expired entries before evicting live ones", function()
+    local s = linq.store.memory{ max = 2, ttl = 10, clock = clock }
+    s:claim("old")
+    s:commit("old")
+    now = now + 5
+    s:claim("live")
+    s:commit("live")
+    now = now + 6 -- "old" expired, "live" not
+    s:claim("new")
+    assert.equal("seen", s:state("live"))
+    assert.equal("in_flight", s:state("new"))
+    assert.is_true(s:size() <= 2)
+  end)
+
+  it("agrees with a simple reference model over random operations", function()
+    -- reference: an array ordered from most to least recently used
+    local max, ttl, lease = 8, 50, 10
+    local s = linq.store.memory{ max = max, ttl = ttl, lease = lease, clock = clock }
+    local ref = {}
+    local function find(k)
+      for i, e in ipairs(ref) do
+        if e.key == k then
+          return i, e
+        end
+      end
+    end
+    local function purge_expired(k)
+      local i, e = find(k)
+      if e and e.exp <= now then
+        table.remove(ref, i)
+      end
+    end
+    local function ref_put(k, state, exp)
+      local i, e = find(k)
+      if i then
+        table.remove(ref, i)
+      else
+        -- as documented: the coldest entry goes if it expired or the store
+        -- is full, and then one more if it expired too
+        local tail = ref[#ref]
+        if tail and (tail.exp <= now or #ref >= max) then
+          table.remove(ref)
+          local tail2 = ref[#ref]
+          if tail2 and tail2.exp <= now then
+            table.remove(ref)
+          end
+        end
+        e = { key = k }
+      end
+      e.state, e.exp = state, exp
+      table.insert(ref, 1, e)
+    end
+    math.randomseed(1234)
+    for step = 1, 4000 do
+      local k = "k" .. math.random(1, 14)
+      local op = math.random(1, 10)
+      if op <= 5 then
+        purge_expired(k)
+        local i, e = find(k)
+        local ok, state = s:claim(k)
+        if e then
+          assert.is_false(ok, "step " .. step)
+          assert.equal(e.state, state)
+          table.remove(ref, i)
+          table.insert(ref, 1, e)
+        else
+          assert.is_true(ok, "step " .. step)
+          ref_put(k, "in_flight", now + lease)
+        end
+      elseif op <= 7 then
+        s:commit(k)
+        ref_put(k, "seen", now + ttl)
+      elseif op == 8 then
+        s:release(k)
+        local i, e = find(k)
+        if e and e.state == "in_flight" then
+          table.remove(ref, i)
+        end
+      else
+        now = now + math.random(0, 6)
+      end
+      -- every live reference entry is in the store with its state
+      for _, e in ipairs(ref) do
+        if e.exp > now then
+          assert.equal(e.state, s:state(e.key), "step " .. step .. " key " .. e.key)
+        end
+      end
+      assert.is_true(s:size() <= max)
+    end
+  end)
+
+  it("clear empties the store", function()
+    local s = linq.store.memory{ clock = clock }
+    s:claim("a")
+    s:clear()
+    assert.equal(0, s:size())
+    assert.is_true(s:claim("a"))
+  end)
+
+  it("rejects bad options and arguments", function()
+    assert.has_error(function() linq.store.memory{ maxx = 3 } end,
+      "linq.store.memory: unknown option 'maxx'")
+    assert.has_error(function() linq.store.memory{ max = 0 } end)
+    assert.has_error(function() linq.store.memory{ max = 1.5 } end)
+    assert.has_error(function() linq.store.memory{ ttl = -1 } end)
+    assert.has_error(function() linq.store.memory{ ttl = "600" } end)
+    assert.has_error(function() linq.store.memory(5) end)
+    local s = linq.store.memory{}
+    local ok, err = pcall(s.claim, s, 42)
+    assert.is_false(ok)
+    assert.matches("argument 'key' must be a string", err)
+    local bad = linq.store.memory{ clock = function() return "now" end }
+    assert.has_error(function() bad:claim("a") end)
+  end)
+
+  it("defaults to max 10000, ttl 600 and the system clock", function()
+    local s = linq.store.memory()
+    assert.matches("0/10000", tostring(s))
+    assert.is_true(s:claim("x"))
+    s:commit("x")
+    assert.equal("seen", s:state("x"))
+  end)
+end)

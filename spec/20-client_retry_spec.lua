@@ -1,0 +1,324 @@
+-- API client against a misbehaving loopback server (spec/support/flaky_server.lua):
+-- retries, waits, timeouts, broken responses, and create never re-sent.
+local flaky = require "support.flaky_server"
+local linq = require "linqwebhooks"
+
+local KEY = "lk_test_0123456789abcdef"
+local SUB = '{"id":"sub_1","target_url":"https://example.com/hook","subscribed_events":["message.sent"],'
+  .. '"is_active":true,"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z",'
+  .. '"phone_numbers":null}'
+local CREATED = SUB:gsub("}$", ',"signing_secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw7Jxx2Oll+OE="}')
+local JSON = { ["Content-Type"] = "application/json" }
+
+local function envelope(status, code, message, extra)
+  return string.format('{"success":false,"error":{"status":%d,"code":%d,"message":"%s"%s},'
+    .. '"trace_id":"trace_%d"}', status, code, message, extra or "", status)
+end
+
+local function with_server(steps, client_opts, fn)
+  local srv = flaky.start(steps)
+  local opts = { api_key = KEY, base_url = srv.url .. "/api/partner", timeout = 5 }
+  for k, v in pairs(client_opts or {}) do
+    opts[k] = v
+  end
+  local client
+  local ok, err = pcall(function()
+    client = linq.client(opts)
+    fn(client, srv)
+  end)
+  if client then
+    client:close()
+  end
+  srv:stop()
+  if not ok then
+    error(err, 0)
+  end
+end
+
+local VALID = { target_url = "https://example.com/hook", subscribed_events = { "message.sent" } }
+
+describe("client retries", function()
+  it("retries a 500 and returns the one good result", function()
+    with_server({ { status = 500, body = envelope(500, 3006, "internal") },
+                  { status = 200, headers = JSON, body = SUB } }, nil, function(client, srv)
+      local sub, err = client.webhook_subscriptions:retrieve("sub_1")
+      assert.is_nil(err)
+      assert.equal("sub_1", sub.id)
+      local reqs = srv:requests()
+      assert.equal(2, #reqs)
+      -- backoff 0.5 s minus up to 25 % jitter
+      assert.is_true(reqs[2].time - reqs[1].time >= 0.3)
+      assert.equal("Bearer " .. KEY, reqs[1].headers.authorization)
+      assert.equal("Bearer " .. KEY, reqs[2].headers.authorization)
+    end)
+  end)
+
+  it("gives up after max_retries with the last error", function()
+    with_server({ { status = 503, body = envelope(503, 4004, "unavailable") } }, { max_retries = 1 },
+      function(client, srv)
+        local sub, err = client.webhook_subscriptions:list()
+        assert.is_nil(sub)
+        assert.equal("InternalServerError", err.name)
+        assert.equal(503, err.status)
+        assert.equal(4004, err.code)
+        assert.equal(2, err.attempts)
+        assert.equal(2, #srv:requests())
+      end)
+  end)
+
+  it("max_retries = 0 disables retries", function()
+    with_server({ { status = 500, body = envelope(500, 3006, "internal") },
+                  { status = 200, headers = JSON, body = SUB } }, { max_retries = 0 }, function(client, srv)
+      local sub, err = client.webhook_subscriptions:retrieve("sub_1")
+      assert.is_nil(sub)
+      assert.equal("InternalServerError", err.name)
+      assert.equal(1, #srv:requests())
+    end)
+  end)
+
+  it("honours Retry-After in seconds on a 429", function()
+    with_server({ { status = 429, headers = { ["Retry-After"] = "1" },
+                    body = envelope(429, 1007, "slow down", ',"retry_after":1') },
+                  { status = 200, headers = JSON, body = SUB } }, nil, function(client, srv)
+      local sub, err = client.webhook_subscriptions:retrieve("sub_1")
+      assert.is_nil(err)
+      assert.equal("sub_1", sub.id)
+      local reqs = srv:requests()
+      assert.equal(2, #reqs)
+      local gap = reqs[2].time - reqs[1].time
+      assert.is_true(gap >= 0.95, "waited only " .. gap)
+      assert.is_true(gap < 10, "waited " .. gap)
+    end)
+  end)
+
+  it("honours retry-after-ms before Retry-After", function()
+    with_server({ { status = 429, headers = { ["retry-after-ms"] = "700", ["Retry-After"] = "30" },
+                    body = envelope(429, 1007, "slow down") },
+                  { status = 200, headers = JSON, body = SUB } }, nil, function(client, srv)
+      local sub, err = client.webhook_subscriptions:retrieve("sub_1")
+      assert.is_nil(err)
+      assert.equal("sub_1", sub.id)
+      local reqs = srv:requests()
+      local gap = reqs[2].time - reqs[1].time
+      assert.is_true(gap >= 0.65, "waited only " .. gap)
+      assert.is_true(gap < 10, "waited " .. gap)
+    end)
+  end)
+
+  it("reports a 429 with its retry_after when retries run out", function()
+    with_server({ { status = 429, headers = { ["retry-after-ms"] = "10" },
+                    body = envelope(429, 1007, "slow down", ',"retry_after":30') } }, { max_retries = 0 },
+      function(client)
+        local _, err = client.webhook_subscriptions:list()
+        assert.equal("RateLimitError", err.name)
+        assert.equal("api", err.kind)
+        assert.equal(30, err.retry_after)
+        assert.equal(1007, err.code)
+        assert.equal("trace_429", err.trace_id)
+      end)
+  end)
+
+  it("obeys x-should-retry: false", function()
+    with_server({ { status = 500, headers = { ["x-should-retry"] = "false" }, body = envelope(500, 3006, "no") },
+                  { status = 200, headers = JSON, body = SUB } }, nil, function(client, srv)
+      local sub, err = client.webhook_subscriptions:retrieve("sub_1")
+      assert.is_nil(sub)
+      assert.equal("InternalServerError", err.name)
+      assert.equal(1, #srv:requests())
+    end)
+  end)
+
+  it("obeys x-should-retry: true on a status it would not retry", function()
+    with_server({ { status = 400, headers = { ["x-should-retry"] = "true", ["retry-after-ms"] = "10" },
+                    body = envelope(400, 1005, "odd") },
+                  { status = 200, headers = JSON, body = SUB } }, nil, function(client, srv)
+      local sub, err = client.webhook_subscriptions:retrieve("sub_1")
+      assert.is_nil(err)
+      assert.equal("sub_1", sub.id)
+      assert.equal(2, #srv:requests())
+    end)
+  end)
+
+  it("does not retry a 4xx without x-should-retry", function()
+    with_server({ { status = 404, body = envelope(404, 2001, "not found") } }, nil, function(client, srv)
+      local _, err = client.webhook_subscriptions:retrieve("nope")
+      assert.equal("NotFoundError", err.name)
+      assert.equal(1, #srv:requests())
+    end)
+  end)
+
+  it("retries 408 and 409 for idempotent calls", function()
+    with_server({ { status = 408, headers = { ["retry-after-ms"] = "10" }, body = "" },
+                  { status = 409, headers = { ["retry-after-ms"] = "10" }, body = envelope(409, 2014, "busy") },
+                  { status = 200, headers = JSON, body = SUB } }, nil, function(client, srv)
+      local sub, err = client.webhook_subscriptions:update("sub_1", { is_active = true })
+      assert.is_nil(err)
+      assert.equal("sub_1", sub.id)
+      assert.equal(3, #srv:requests())
+    end)
+  end)
+
+  it("retries a connection reset mid-response", function()
+    with_server({ { status = 200, headers = JSON, body = SUB, reset = true },
+                  { status = 200, headers = JSON, body = SUB } }, nil, function(client, srv)
+      local sub, err = client.webhook_subscriptions:retrieve("sub_1")
+      assert.is_nil(err)
+      assert.equal("sub_1", sub.id)
+      assert.equal(2, #srv:requests())
+    end)
+  end)
+
+  it("reports a connection reset as APIConnectionError", function()
+    with_server({ { status = 200, headers = JSON, body = SUB, reset = true } }, { max_retries = 0 },
+      function(client)
+        local sub, err = client.webhook_subscriptions:retrieve("sub_1")
+        assert.is_nil(sub)
+        assert.equal("connection", err.kind)
+        assert.equal("APIConnectionError", err.name)
+        assert.is_nil(tostring(err):find(KEY, 1, true))
+      end)
+  end)
+
+  it("times out a slow response with APITimeoutError", function()
+    with_server({ { status = 200, headers = JSON, body = SUB, delay = 3 } }, { timeout = 0.5, max_retries = 0 },
+      function(client, srv)
+        local t0 = os.time()
+        local sub, err = client.webhook_subscriptions:retrieve("sub_1")
+        assert.is_nil(sub)
+        assert.equal("timeout", err.kind)
+        assert.equal("APITimeoutError", err.name)
+        assert.is_true(os.time() - t0 <= 3)
+        assert.equal(1, #srv:requests())
+      end)
+  end)
+
+  it("returns an error for invalid JSON in a 200", function()
+    with_server({ { status = 200, headers = JSON, body = "{not json" } }, nil, function(client, srv)
+      local sub, err = client.webhook_subscriptions:retrieve("sub_1")
+      assert.is_nil(sub)
+      assert.equal("api", err.kind)
+      assert.equal("APIResponseValidationError", err.name)
+      assert.equal(1, #srv:requests())
+    end)
+  end)
+
+  it("keeps the raw body when an error response is not JSON", function()
+    with_server({ { status = 502, body = "<html>bad gateway</html>" } }, { max_retries = 0 }, function(client)
+      local _, err = client.webhook_subscriptions:list()
+      assert.equal("InternalServerError", err.name)
+      assert.equal(502, err.status)
+      assert.is_nil(err.code)
+      assert.equal("<html>bad gateway</html>", err.message)
+    end)
+  end)
+
+  it("accepts an empty 204 for delete, with Accept */* and no body", function()
+    with_server({ { status = 204 } }, nil, function(client, srv)
+      local ok, err = client.webhook_subscriptions:delete("sub_1")
+      assert.is_nil(err)
+      assert.is_true(ok)
+      local r = srv:requests()[1]
+      assert.equal("DELETE", r.method)
+      assert.equal("/api/partner/v3/webhook-subscriptions/sub_1", r.path)
+      assert.equal("*/*", r.headers.accept)
+      assert.equal("", r.body)
+    end)
+  end)
+
+  it("refuses an oversized body without retrying", function()
+    with_server({ { status = 200, headers = JSON, body = '{"subscriptions":[' .. string.rep(" ", 5000) .. "]}" } },
+      { max_body = 1024 }, function(client, srv)
+        local subs, err = client.webhook_subscriptions:list()
+        assert.is_nil(subs)
+        assert.equal("connection", err.kind)
+        assert.matches("exceeds", err.message)
+        assert.equal(1, #srv:requests())
+      end)
+  end)
+
+  it("never re-sends a create answered 409", function()
+    with_server({ { status = 409, body = envelope(409, 1005, "target_url already used") },
+                  { status = 201, headers = JSON, body = CREATED } }, nil, function(client, srv)
+      local sub, err = client.webhook_subscriptions:create(VALID)
+      assert.is_nil(sub)
+      assert.equal("ConflictError", err.name)
+      assert.equal(409, err.status)
+      assert.equal(1, #srv:requests())
+    end)
+  end)
+
+  it("never re-sends a create answered 409 even with x-should-retry: true", function()
+    with_server({ { status = 409, headers = { ["x-should-retry"] = "true" }, body = envelope(409, 1005, "dup") },
+                  { status = 201, headers = JSON, body = CREATED } }, nil, function(client, srv)
+      local _, err = client.webhook_subscriptions:create(VALID)
+      assert.equal("ConflictError", err.name)
+      assert.equal(1, #srv:requests())
+    end)
+  end)
+
+  it("never re-sends a create that timed out", function()
+    with_server({ { status = 201, headers = JSON, body = CREATED, delay = 2 },
+                  { status = 201, headers = JSON, body = CREATED } }, { timeout = 0.5 }, function(client, srv)
+      local sub, err = client.webhook_subscriptions:create(VALID)
+      assert.is_nil(sub)
+      assert.equal("APITimeoutError", err.name)
+      assert.equal(1, #srv:requests())
+    end)
+  end)
+
+  it("retries a create on a 500 (nothing was created) and sends the same body", function()
+    with_server({ { status = 500, headers = { ["retry-after-ms"] = "10" }, body = envelope(500, 3001, "db") },
+                  { status = 201, headers = JSON, body = CREATED } }, nil, function(client, srv)
+      local sub, err = client.webhook_subscriptions:create(VALID)
+      assert.is_nil(err)
+      assert.equal("sub_1", sub.id)
+      local reqs = srv:requests()
+      assert.equal(2, #reqs)
+      assert.equal(reqs[1].body, reqs[2].body)
+      assert.equal("application/json", reqs[1].headers["content-type"])
+    end)
+  end)
+
+  it("maps every error status to its SDK name, with Linq's envelope fields", function()
+    local cases = {
+      { 400, 1002, "BadRequestError" }, { 401, 2004, "AuthenticationError" },
+      { 403, 2005, "PermissionDeniedError" }, { 404, 2001, "NotFoundError" },
+      { 409, 1006, "ConflictError" }, { 422, 1005, "UnprocessableEntityError" },
+      { 429, 1007, "RateLimitError" }, { 500, 3006, "InternalServerError" },
+      { 504, 3005, "InternalServerError" }, { 418, 1005, "APIError" },
+    }
+    local steps = {}
+    for i, c in ipairs(cases) do
+      steps[i] = { status = c[1], body = envelope(c[1], c[2], "failure " .. c[1],
+        ',"doc_url":"https://docs.linqapp.com/error/codes/x/' .. c[2] .. '/"') }
+    end
+    with_server(steps, { max_retries = 0 }, function(client, srv)
+      for _, c in ipairs(cases) do
+        local sub, err = client.webhook_subscriptions:retrieve("sub_1")
+        assert.is_nil(sub)
+        assert.equal("api", err.kind)
+        assert.equal(c[3], err.name)
+        assert.equal(c[1], err.status)
+        assert.equal(c[2], err.code)
+        assert.equal("failure " .. c[1], err.message)
+        assert.equal("trace_" .. c[1], err.trace_id)
+        assert.equal("https://docs.linqapp.com/error/codes/x/" .. c[2] .. "/", err.doc_url)
+        assert.equal("linqwebhooks: " .. c[3] .. ": failure " .. c[1], tostring(err))
+      end
+      assert.equal(#cases, #srv:requests())
+    end)
+  end)
+
+  it("reports a refused connection as APIConnectionError", function()
+    local srv = flaky.start({ { status = 200 } })
+    local url = srv.url
+    srv:stop()
+    require("socket").sleep(0.1)
+    local client = linq.client{ api_key = KEY, base_url = url, max_retries = 0 }
+    local sub, err = client.webhook_subscriptions:list()
+    client:close()
+    assert.is_nil(sub)
+    assert.equal("APIConnectionError", err.name)
+    assert.equal("connection", err.kind)
+  end)
+end)

@@ -1,0 +1,355 @@
+-- #nginx: linqwebhooks.openresty.serve and linq.store.shdict in a real nginx
+-- (worker_processes 2, loopback, `listen ... reuseport` so that separate
+-- connections spread over both workers). Handlers record what they saw in a
+-- shared dict that the spec reads through /seen.
+local nginx = require "support.nginx"
+local socket = require "socket"
+local linq = require "linqwebhooks"
+
+local available, why = nginx.available()
+
+local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+-- The site: one dispatcher per worker, de-duplicating through a shared dict.
+local SITE = [[
+local linq = require "linqwebhooks"
+local openresty = require "linqwebhooks.openresty"
+local seen = ngx.shared.seen
+local M = {}
+
+local function record(ev)
+  seen:incr("count:" .. ev.id, 1, 0)
+  seen:set("last", ev.type .. "|" .. #ev.raw .. "|" .. ngx.get_phase())
+  local d = ev.data
+  if type(d) == "table" and d.sleep then
+    ngx.sleep(d.sleep)
+  end
+  if type(d) == "table" and d.fail then
+    error("handler asked to fail")
+  end
+end
+
+local function on_error(err, ev)
+  seen:incr("errors", 1, 0)
+  seen:set("last_error", tostring(err.message) .. "|" .. tostring(ev and ev.id))
+end
+
+M.hooks = linq.webhooks{ secret = "]] .. SECRET .. [[",
+  dedupe = linq.store.shdict(ngx.shared.linq_dedupe, { ttl = 600 }) }
+M.hooks:on("*", record):on_error(on_error)
+
+return M
+]]
+
+local function event_body(id, data, pad)
+  local extra = ""
+  if pad then
+    extra = ',"blob":"' .. string.rep("x", pad) .. '"'
+  end
+  return '{"api_version":"v3","webhook_version":"2026-02-03","event_type":"message.received",'
+    .. '"event_id":"' .. id .. '","created_at":"2026-02-05T19:31:13.736444093Z",'
+    .. '"trace_id":"t1","partner_id":"p1","data":{"id":"m1","direction":"inbound"'
+    .. (data or "") .. extra .. '}}'
+end
+
+local counter = 0
+local function new_id(tag)
+  counter = counter + 1
+  return "evt-" .. tag .. "-" .. os.time() .. "-" .. counter .. "-" .. math.random(1, 1e9)
+end
+
+describe("linqwebhooks.openresty.serve #nginx", function()
+  local srv
+
+  setup(function()
+    if not available then
+      return
+    end
+    math.randomseed(os.time())
+    srv = nginx.start{
+      worker_processes = 2,
+      listen = "reuseport",
+      files = { ["lua/site.lua"] = SITE },
+      http = [[
+  lua_shared_dict linq_dedupe 1m;
+  lua_shared_dict seen 1m;
+]],
+      server = [[
+    client_body_buffer_size 16k;
+    client_max_body_size 4m;
+    header_filter_by_lua_block { ngx.header["X-Worker"] = ngx.worker.pid() }
+    location = /hooks {
+      content_by_lua_block {
+        require("linqwebhooks.openresty").serve(require("site").hooks)
+        ngx.shared.seen:set("spilled", ngx.req.get_body_file() and "file" or "memory")
+      }
+    }
+    location = /hooks/quick {
+      content_by_lua_block {
+        require("linqwebhooks.openresty").serve(require("site").hooks, { quick_ack = true })
+      }
+    }
+    location = /seen {
+      content_by_lua_block { ngx.print(tostring(ngx.shared.seen:get(ngx.var.arg_key))) }
+    }
+    location = /misuse {
+      content_by_lua_block {
+        local o = require("linqwebhooks.openresty")
+        local ok1, e1 = pcall(o.serve, require("site").hooks, { quick_ack = true, quik = 1 })
+        local ok2, e2 = pcall(o.serve, nil)
+        local S = require("linqwebhooks.store.shdict")
+        local ok4, e4 = pcall(S.new, ngx.shared.missing)
+        local ok5, e5 = pcall(S.new, ngx.shared.seen, { ttl = -1 })
+        ngx.print(tostring(ok1), "|", e1, "\n", tostring(ok2), "|", e2, "\n", tostring(ok4), "|", e4,
+          "\n", tostring(ok5), "|", e5)
+      }
+    }
+]],
+    }
+  end)
+
+  teardown(function()
+    if srv then
+      srv:stop()
+    end
+  end)
+
+  local function nginx_it(name, fn)
+    if available then
+      it(name, fn)
+    else
+      pending(name .. " (" .. tostring(why) .. ")")
+    end
+  end
+
+  local function seen(key)
+    local res = assert(srv:request("GET", "/seen?key=" .. key))
+    return res.body
+  end
+
+  local function wait_seen(key, want)
+    local v
+    for _ = 1, 200 do
+      v = seen(key)
+      if v == want then
+        break
+      end
+      socket.sleep(0.01)
+    end
+    return v
+  end
+
+  local function post(path, body, headers)
+    return assert(srv:request("POST", path, headers, body))
+  end
+
+  nginx_it("answers 200 to a signed delivery and runs the handler", function()
+    local id = new_id("ok")
+    local body = event_body(id)
+    local res = post("/hooks", body, linq.sign{ secret = SECRET, body = body })
+    assert.are.equal(200, res.status)
+    assert.are.equal("ok", res.body)
+    assert.are.equal("1", seen("count:" .. id))
+    assert.are.equal("message.received|" .. #body .. "|content", seen("last"))
+    assert.are.equal("memory", seen("spilled"))
+  end)
+
+  nginx_it("accepts the legacy signature scheme too", function()
+    local id = new_id("legacy")
+    local body = event_body(id)
+    local res = post("/hooks", body, linq.sign{ secret = SECRET, body = body, scheme = "legacy" })
+    assert.are.equal(200, res.status)
+    assert.are.equal("1", seen("count:" .. id))
+  end)
+
+  nginx_it("answers 401 to a tampered body, a tampered signature and missing headers", function()
+    local id = new_id("tamper")
+    local body = event_body(id)
+    local h = linq.sign{ secret = SECRET, body = body }
+    local res = post("/hooks", body:gsub("inbound", "outbound"), h)
+    assert.are.equal(401, res.status)
+    assert.are.equal("verification failed: no_matching_signature", res.body)
+    local bad = {}
+    for k, v in pairs(h) do
+      bad[k] = v
+    end
+    local sig = h["webhook-signature"]
+    bad["webhook-signature"] = sig:sub(1, 4) .. (sig:sub(5, 5) == "A" and "B" or "A") .. sig:sub(6)
+    assert.are.equal(401, post("/hooks", body, bad).status)
+    local none = post("/hooks", body, { ["Content-Type"] = "application/json" })
+    assert.are.equal(401, none.status)
+    assert.are.equal("verification failed: missing_headers", none.body)
+    assert.are.equal("nil", seen("count:" .. id))
+  end)
+
+  nginx_it("rejects a repeated signature header (ngx.req.get_headers gives an array)", function()
+    local id = new_id("repeat")
+    local body = event_body(id)
+    local h = linq.sign{ secret = SECRET, body = body }
+    local res = post("/hooks", body, {
+      { "webhook-id", h["webhook-id"] },
+      { "webhook-timestamp", h["webhook-timestamp"] },
+      { "webhook-signature", h["webhook-signature"] },
+      { "webhook-signature", h["webhook-signature"] },
+    })
+    assert.are.equal(401, res.status)
+    assert.are.equal("verification failed: invalid_headers", res.body)
+    assert.are.equal("nil", seen("count:" .. id))
+  end)
+
+  nginx_it("answers 405 to other methods", function()
+    local res = assert(srv:request("GET", "/hooks"))
+    assert.are.equal(405, res.status)
+    assert.are.equal("POST", res.headers["allow"])
+  end)
+
+  nginx_it("dispatches a delivery sent again on other connections (both workers) once", function()
+    local id = new_id("dup")
+    local body = event_body(id)
+    local h = linq.sign{ secret = SECRET, body = body }
+    local workers, n = {}, 0
+    local bodies = {}
+    for _ = 1, 60 do
+      local res = post("/hooks", body, h)
+      assert.are.equal(200, res.status)
+      bodies[res.body] = (bodies[res.body] or 0) + 1
+      if not workers[res.headers["x-worker"]] then
+        workers[res.headers["x-worker"]] = true
+        n = n + 1
+      end
+      if n >= 2 and bodies.duplicate and bodies.duplicate >= 3 then
+        break
+      end
+    end
+    assert.are.equal(2, n) -- both workers answered this delivery
+    assert.are.equal(1, bodies.ok)
+    assert.are.equal("1", seen("count:" .. id))
+  end)
+
+  nginx_it("lets exactly one of two concurrent copies dispatch; the other gets 503 in flight", function()
+    local id = new_id("race")
+    local body = event_body(id, ',"sleep":1')
+    local h = linq.sign{ secret = SECRET, body = body }
+    -- the copies are sent on two connections at once; whichever claims the
+    -- id first sleeps in its handler while the other is answered
+    local conns = {}
+    for i = 1, 2 do
+      local c = socket.tcp()
+      c:settimeout(10)
+      assert(c:connect("127.0.0.1", srv.port))
+      local head = { "POST /hooks HTTP/1.1", "Host: localhost", "Connection: close",
+                     "Content-Length: " .. #body }
+      for k, v in pairs(h) do
+        head[#head + 1] = k .. ": " .. v
+      end
+      assert(c:send(table.concat(head, "\r\n") .. "\r\n\r\n" .. body))
+      conns[i] = c
+    end
+    local statuses = {}
+    for i = 1, 2 do
+      local data = conns[i]:receive("*a")
+      conns[i]:close()
+      statuses[#statuses + 1] = tonumber(data:match("^HTTP/1%.1 (%d+)"))
+    end
+    table.sort(statuses)
+    assert.are.same({ 200, 503 }, statuses)
+    assert.are.equal("1", seen("count:" .. id))
+  end)
+
+  nginx_it("verifies a 2 MB body that nginx spilled to a temp file", function()
+    local id = new_id("big")
+    local body = event_body(id, nil, 2 * 1024 * 1024)
+    local res = post("/hooks", body, linq.sign{ secret = SECRET, body = body })
+    assert.are.equal(200, res.status)
+    assert.are.equal("file", seen("spilled"))
+    assert.are.equal("1", seen("count:" .. id))
+    -- the handler saw the whole body, not a truncated buffer
+    assert.are.equal("message.received|" .. #body .. "|content", seen("last"))
+    -- a change at the very end of the spilled body is caught
+    local tampered = body:sub(1, -3) .. "]}"
+    local bad = post("/hooks", tampered, linq.sign{ secret = SECRET, body = body })
+    assert.are.equal(401, bad.status)
+    assert.are.equal("file", seen("spilled"))
+  end)
+
+  nginx_it("answers 500 when a handler raises and dispatches again on the retry", function()
+    local id = new_id("fail")
+    local body = event_body(id, ',"fail":true')
+    local h = linq.sign{ secret = SECRET, body = body }
+    local before = tonumber(seen("errors")) or 0
+    local res = post("/hooks", body, h)
+    assert.are.equal(500, res.status)
+    assert.are.equal("handler failed", res.body)
+    assert.are.equal(tostring(before + 1), seen("errors"))
+    assert.matches("handler asked to fail|" .. id, seen("last_error"), 1, true)
+    -- the id was released: Linq's retry runs the handlers again
+    assert.are.equal(500, post("/hooks", body, h).status)
+    assert.are.equal("2", seen("count:" .. id))
+  end)
+
+  nginx_it("quick_ack answers 200 first and runs the handlers in a timer", function()
+    local id = new_id("quick")
+    local body = event_body(id)
+    local h = linq.sign{ secret = SECRET, body = body }
+    local res = post("/hooks/quick", body, h)
+    assert.are.equal(200, res.status)
+    assert.are.equal("1", wait_seen("count:" .. id, "1"))
+    assert.are.equal("message.received|" .. #body .. "|timer", seen("last"))
+    -- a second copy is not dispatched again
+    assert.are.equal(200, post("/hooks/quick", body, h).status)
+    socket.sleep(0.1)
+    assert.are.equal("1", seen("count:" .. id))
+    -- forgeries are still refused before answering
+    assert.are.equal(401, post("/hooks/quick", body .. " ", h).status)
+  end)
+
+  nginx_it("quick_ack sends handler failures to on_error and the error log", function()
+    local id = new_id("quickfail")
+    local body = event_body(id, ',"fail":true')
+    local before = tonumber(seen("errors")) or 0
+    local res = post("/hooks/quick", body, linq.sign{ secret = SECRET, body = body })
+    assert.are.equal(200, res.status)
+    assert.are.equal(tostring(before + 1), wait_seen("errors", tostring(before + 1)))
+    local found
+    for _ = 1, 100 do
+      found = srv:log():find("quick_ack dispatch of event " .. id .. " failed after the 200 answer", 1, true)
+      if found then
+        break
+      end
+      socket.sleep(0.02)
+    end
+    assert.truthy(found)
+  end)
+
+  nginx_it("raises on misuse: unknown options, no dispatcher, no dict", function()
+    local out = assert(srv:request("GET", "/misuse")).body
+    assert.matches("false|[^\n]*openresty.serve: unknown option 'quik'", out)
+    assert.matches("false|[^\n]*openresty.serve: argument 'hooks' must be a dispatcher", out)
+    assert.matches("false|[^\n]*linq.store.shdict: argument 'dict' must be an ngx.shared dictionary", out)
+    assert.matches("false|[^\n]*linq.store.shdict: option 'ttl' must be a number of seconds > 0", out)
+  end)
+
+  nginx_it("leaves no unexpected [error] lines in the error log", function()
+    local errs = srv:errors({
+      "linqwebhooks: delivery answered 500 .*handler asked to fail",
+      "linqwebhooks: quick_ack dispatch of event evt%-quickfail",
+    })
+    assert.are.same({}, errs)
+  end)
+end)
+
+describe("linqwebhooks.openresty outside nginx", function()
+  it("refuses to serve without ngx", function()
+    local hooks = linq.webhooks{ secret = SECRET }
+    assert.has_error(function() require("linqwebhooks.openresty").serve(hooks) end,
+      "openresty.serve: must run inside OpenResty/nginx (content_by_lua*)")
+  end)
+end)
+
+describe("linq.store.shdict outside nginx", function()
+  it("raises without a shared dict", function()
+    assert.has_error(function() linq.store.shdict(nil) end,
+      "linq.store.shdict: argument 'dict' must be an ngx.shared dictionary (declare it with"
+      .. " lua_shared_dict in nginx.conf and pass ngx.shared.NAME), got nil")
+  end)
+end)
