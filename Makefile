@@ -32,6 +32,7 @@ LPATH      := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
 ENV54      := LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(B54)/?.so;;'
 ENVJIT     := LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(BJIT)/?.so;;'
 
+.PHONY: demo-run embed emulator
 .PHONY: all luajit env test test54 testjit ctest check-symbols rockspec asan valgrind fuzz bench demo clean lint
 
 all: $(SO54)
@@ -66,13 +67,13 @@ env:
 ctest: $(CTEST)
 	./$(CTEST)
 
-test54: $(SO54)
+test54: $(SO54) $(SOJIT)
 	$(ENV54) $(BUSTED) --lua=$(LUA54) spec
 
 testjit: $(SOJIT)
 	$(ENVJIT) $(BUSTED) --lua=$(LUAJIT) spec
 
-test: ctest check-symbols test54 testjit
+test: ctest check-symbols embed test54 testjit
 
 # Only the public C API and luaopen_linqwebhooks_core may be exported.
 check-symbols: $(SO54)
@@ -121,13 +122,62 @@ fuzz:
 	./build/fuzz/fuzz_json -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -dict=csrc/fuzz/json.dict \
 	  build/fuzz/json_corpus csrc/fuzz/json_corpus
 
-bench: $(SO54)
+# Each benchmark prints its figure next to its floor, measured in the same run.
+bench: $(SO54) $(SOJIT) $(LIBA)
 	@mkdir -p build/bench
-	$(CC) -O2 $(WARN) $(DEFS) $(DEP_CFLAGS) -o build/bench/hmac_floor bench/hmac_floor.c -lcrypto
+	$(CC) -O2 $(WARN) $(DEFS) -Icsrc $(DEP_CFLAGS) -o build/bench/hmac_floor bench/hmac_floor.c $(LIBA) -lcrypto
+	$(CC) -O2 $(WARN) $(DEFS) $(DEP_CFLAGS) -o build/bench/curl_floor bench/curl_floor.c -lcurl
+	@echo "== verify (Lua 5.4)"
 	$(ENV54) $(LUA54) bench/verify.lua build/bench/hmac_floor
+	@echo "== verify (LuaJIT)"
+	$(ENVJIT) $(LUAJIT) bench/verify.lua build/bench/hmac_floor
+	@echo "== client retrieve() (Lua 5.4, LuaJIT)"
+	$(ENV54) $(LUA54) bench/client.lua build/bench/curl_floor
+	$(ENVJIT) $(LUAJIT) bench/client.lua build/bench/curl_floor
+	@echo "== nginx"
+	$(ENV54) $(LUA54) bench/nginx.lua
+	@echo "== dispatch (Lua 5.4, LuaJIT)"
+	$(ENV54) $(LUA54) bench/dispatch.lua
+	$(ENVJIT) $(LUAJIT) bench/dispatch.lua
 
-demo: $(SO54)
-	$(ENV54) $(LUA54) examples/verify.lua
+# Debian packages `make demo` needs: installed when run as root, otherwise
+# the exact apt-get line is printed.
+DEMO_DEBS = gcc make pkg-config lua5.4 liblua5.4-dev libssl-dev libcurl4-openssl-dev \
+            libcjson-dev lua-socket
+
+demo:
+	@missing=""; \
+	if command -v dpkg >/dev/null 2>&1; then \
+	  for p in $(DEMO_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	fi; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "make demo: installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing || exit 1; \
+	  else \
+	    echo "make demo: missing Debian packages; install them with:"; \
+	    echo "  sudo apt-get install -y$$missing"; \
+	    exit 1; \
+	  fi; \
+	fi
+	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) demo-run
+
+# (a sub-make, so pkg-config flags are read after any install above)
+demo-run: $(SO54)
+	@$(ENV54) $(LUA54) examples/demo.lua
+
+# A C host verifying deliveries with csrc/linqwebhooks.h only.
+EMBED := build/examples/embed
+$(EMBED): examples/embed.c csrc/linqwebhooks.h $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -Icsrc -o $@ $< $(LIBA) -lcrypto
+
+embed: $(EMBED)
+	./$(EMBED)
+
+# The emulator in the foreground (Ctrl-C stops it).
+emulator: $(SO54)
+	$(ENV54) $(LUA54) examples/emulator.lua
 
 rockspec:
 	$(LUA54) bench/gen_rockspec.lua > linqwebhooks-scm-1.rockspec

@@ -5,8 +5,8 @@ describe("examples/subscriptions.lua", function()
       pending("LINQ_API_V3_API_KEY is set: the example would use the real API")
       return
     end
-    local interp = rawget(_G, "jit") and "luajit" or "lua5.4"
-    local p = assert(io.popen(interp .. " examples/subscriptions.lua 2>&1; echo \"exit=$?\""))
+    local child = require "support.child"
+    local p = assert(io.popen(child.lua() .. " examples/subscriptions.lua 2>&1; echo \"exit=$?\""))
     local out = p:read("*a")
     p:close()
     assert.matches("exit=0", out)

@@ -37,6 +37,17 @@ static const char *const lwh_scheme_names[] = { "auto", "standard", "legacy", NU
 #define LWH_UV_LEGACY 7
 #define LWH_NUPVALUES 7
 
+/* Pushes the six strings of upvalues 2..7 (LWH_UV_SCHEME .. LWH_UV_LEGACY). */
+static void lwh_push_result_strings(lua_State *L)
+{
+    lua_pushliteral(L, "scheme");
+    lua_pushliteral(L, "key_index");
+    lua_pushliteral(L, "timestamp");
+    lua_pushliteral(L, "id");
+    lua_pushliteral(L, "standard");
+    lua_pushliteral(L, "legacy");
+}
+
 static linqwh_keyring *lwh_fast_keyring(lua_State *L)
 {
     lwh_lkeyring *k = lua_touserdata(L, 1);
@@ -470,12 +481,7 @@ static int lwh_l_bind_verify(lua_State *L)
     luaL_checktype(L, 5, LUA_TTABLE);
     lua_settop(L, 5);
     lua_pushvalue(L, 1);
-    lua_pushliteral(L, "scheme");
-    lua_pushliteral(L, "key_index");
-    lua_pushliteral(L, "timestamp");
-    lua_pushliteral(L, "id");
-    lua_pushliteral(L, "standard");
-    lua_pushliteral(L, "legacy");
+    lwh_push_result_strings(L);
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
     lua_pushvalue(L, 4);
@@ -585,21 +591,11 @@ void lwh_verify_open(lua_State *L)
     luaL_getmetatable(L, LWH_KEYRING);
     lua_getfield(L, -1, "__index");
     lua_pushvalue(L, -2); /* upvalue 1: keyring metatable */
-    lua_pushliteral(L, "scheme");
-    lua_pushliteral(L, "key_index");
-    lua_pushliteral(L, "timestamp");
-    lua_pushliteral(L, "id");
-    lua_pushliteral(L, "standard");
-    lua_pushliteral(L, "legacy");
+    lwh_push_result_strings(L);
     lwh_setfuncs(L, fast_methods, LWH_NUPVALUES); /* into keyring __index */
     lua_pop(L, 2); /* keyring __index, keyring metatable */
     lua_pushnil(L); /* upvalue 1 unused for streams */
-    lua_pushliteral(L, "scheme");
-    lua_pushliteral(L, "key_index");
-    lua_pushliteral(L, "timestamp");
-    lua_pushliteral(L, "id");
-    lua_pushliteral(L, "standard");
-    lua_pushliteral(L, "legacy");
+    lwh_push_result_strings(L);
     lwh_setfuncs(L, fast_stream_methods, LWH_NUPVALUES); /* into stream __index */
     lua_pop(L, 2); /* stream __index, stream metatable */
     lwh_setfuncs(L, funcs, 0);

@@ -209,21 +209,15 @@ local function escape_id(id)
 end
 
 -- The URL of subscription `id` on `resource` (a client.webhook_subscriptions),
--- or nil for an empty id; raises (at `level`) unless id is a string. A
--- one-entry memo keeps repeated calls for the same id cheap.
+-- or nil for an empty id; raises (at `level`) unless id is a string.
 local function id_url(resource, what, id, level)
-  if id == resource._last_id then
-    return resource._last_url
-  end
   if type(id) ~= "string" then
     error(what .. ": argument 'id' must be a string, got " .. type(id), level + 1)
   end
   if id == "" then
     return nil
   end
-  local url = resource.client._subs_prefix .. escape_id(id)
-  resource._last_id, resource._last_url = id, url
-  return url
+  return resource.client._subs_prefix .. escape_id(id)
 end
 
 local PARAM_TYPES = {
@@ -446,8 +440,7 @@ function M.new(opts, level)
     body = header_set({ ["Content-Type"] = "application/json" }),
     delete = header_set({ Accept = "*/*" }),
   }
-  -- _last_id starts as a private table no caller can pass (see id_url)
-  self.webhook_subscriptions = setmetatable({ client = self, _last_id = {} }, Subscriptions)
+  self.webhook_subscriptions = setmetatable({ client = self }, Subscriptions)
   self.webhook_events = setmetatable({ client = self }, Events)
   return self
 end
@@ -616,17 +609,11 @@ function Subscriptions:retrieve(id)
   if type(id) ~= "string" then
     error("webhook_subscriptions:retrieve: argument 'id' must be a string, got " .. type(id), 2)
   end
-  local client = self.client
-  local url
-  if id == self._last_id then -- one-entry memo: polling the same subscription
-    url = self._last_url
-  else
-    if id == "" then
-      return invalid("id must be a non-empty string")
-    end
-    url = client._subs_prefix .. escape_id(id)
-    self._last_id, self._last_url = id, url
+  if id == "" then
+    return invalid("id must be a non-empty string")
   end
+  local client = self.client
+  local url = client._subs_prefix .. escape_id(id)
   local doc, err = client:_call("GET", url, nil, true, 2)
   if type(doc) == "table" then
     return adopt(self, doc)

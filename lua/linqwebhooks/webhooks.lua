@@ -334,20 +334,17 @@ local function check_handle_args(body, headers)
   end
 end
 
---- hooks:handle(body, headers) -> { status, body, event, err, duplicate }
---   200 handled, or a duplicate of an id already handled (not re-dispatched)
---   401 verification failed (Linq does not retry 4xx: forgeries are not retried)
---   400 signed, but not a Linq event (err.reason "invalid_json")
---   500 a handler raised (the id is not marked seen, so Linq's retry dispatches
---       again), or the dedupe store failed
---   503 a duplicate of an id whose handlers are still running elsewhere
---       (duplicate = true; Linq retries later and then gets 200 or a dispatch)
-function Hooks:handle(body, headers)
-  check_handle_args(body, headers)
-  local info, verr = self._verifier:verify(body, headers)
+-- Verifies (unless `info`, the verifier's result for this very body, is
+-- given), decodes and claims the event id. Returns the final answer, or nil
+-- and the event when it is claimed and must be dispatched (by complete).
+local function admit(self, body, headers, info)
   if not info then
-    return { status = 401, body = "verification failed: " .. tostring(verr.reason),
-             err = verr, duplicate = false }
+    local verr
+    info, verr = self._verifier:verify(body, headers)
+    if not info then
+      return { status = 401, body = "verification failed: " .. tostring(verr.reason),
+               err = verr, duplicate = false }
+    end
   end
   local ev, derr = event.decode(body, { id = info.id, timestamp = info.timestamp,
                                         scheme = info.scheme, key_index = info.key_index })
@@ -356,9 +353,8 @@ function Hooks:handle(body, headers)
              err = derr, duplicate = false }
   end
   local store = self._store
-  local id = ev.id
   if store then
-    local claimed, state = store:claim(id)
+    local claimed, state = store:claim(ev.id)
     if claimed == nil then
       local err = errors.new({ kind = "store", reason = "store_failed",
                                message = "dedupe store claim failed: " .. tostring(state) })
@@ -372,17 +368,24 @@ function Hooks:handle(body, headers)
       return { status = 200, body = "duplicate", event = ev, duplicate = true }
     end
   end
+  return nil, ev
+end
+
+-- Dispatches a claimed event, then commits the claim (success) or releases
+-- it (a handler failed: Linq's retry must dispatch again).
+local function complete(self, ev)
+  local store = self._store
   -- (dispatch itself never raises: handlers run under xpcall, on_error
   -- handlers under pcall)
   local herr = dispatch(self, ev)
   if herr then
     if store then
-      store:release(id)
+      store:release(ev.id)
     end
     return { status = 500, body = "handler failed", event = ev, err = herr, duplicate = false }
   end
   if store then
-    local committed, cerr = store:commit(id)
+    local committed, cerr = store:commit(ev.id)
     if not committed then
       -- handled; a retry may dispatch again (at-least-once)
       return { status = 200, body = "ok", event = ev, duplicate = false,
@@ -391,6 +394,52 @@ function Hooks:handle(body, headers)
     end
   end
   return { status = 200, body = "ok", event = ev, duplicate = false }
+end
+
+--- hooks:handle(body, headers) -> { status, body, event, err, duplicate }
+--   200 handled, or a duplicate of an id already handled (not re-dispatched)
+--   401 verification failed (Linq does not retry 4xx: forgeries are not retried)
+--   400 signed, but not a Linq event (err.reason "invalid_json")
+--   500 a handler raised (the id is not marked seen, so Linq's retry dispatches
+--       again), or the dedupe store failed
+--   503 a duplicate of an id whose handlers are still running elsewhere
+--       (duplicate = true; Linq retries later and then gets 200 or a dispatch)
+function Hooks:handle(body, headers)
+  check_handle_args(body, headers)
+  local res, ev = admit(self, body, headers, nil)
+  if res then
+    return res
+  end
+  return complete(self, ev)
+end
+
+--- hooks:prepare(body, headers, info) -> res, run
+-- The first half of handle, for callers that answer before dispatching
+-- (openresty.serve{ quick_ack = true }) or verified the body themselves (a
+-- body nginx spilled to a file, checked with verifier:verify_file; pass that
+-- result as `info`). If the event is to be dispatched, res is { status =
+-- 200, body = "accepted", event, duplicate = false } and run() dispatches,
+-- commits or releases the claim and returns the final result, as handle
+-- does; run must be called exactly once. Otherwise run is nil and res is the
+-- final answer.
+function Hooks:prepare(body, headers, info)
+  check_handle_args(body, headers)
+  if info ~= nil and type(info) ~= "table" then
+    error("hooks:prepare: argument 'info' must be a verification result table, got "
+      .. type(info), 2)
+  end
+  local res, ev = admit(self, body, headers, info)
+  if res then
+    return res
+  end
+  local done = false
+  return { status = 200, body = "accepted", event = ev, duplicate = false }, function()
+    if done then
+      error("hooks:prepare: run() called twice for event " .. tostring(ev.id), 2)
+    end
+    done = true
+    return complete(self, ev)
+  end
 end
 
 --- hooks:verifier() -> the underlying linq.verifier object.
