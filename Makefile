@@ -32,7 +32,7 @@ LPATH      := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
 ENV54      := LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(B54)/?.so;;'
 ENVJIT     := LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(BJIT)/?.so;;'
 
-.PHONY: demo-run embed emulator
+.PHONY: demo-run embed emulator env-jit
 .PHONY: all luajit env test test54 testjit ctest check-symbols rockspec asan valgrind fuzz bench demo clean lint
 
 all: $(SO54)
@@ -63,6 +63,10 @@ $(CTEST): spec/c/test_core.c $(LIBA)
 
 env:
 	@echo "export LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(B54)/?.so;;'"
+
+# The same for the LuaJIT build: eval "$(make -s env-jit)" (after make luajit)
+env-jit:
+	@echo "export LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(BJIT)/?.so;;'"
 
 ctest: $(CTEST)
 	./$(CTEST)

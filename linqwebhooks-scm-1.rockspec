@@ -44,6 +44,7 @@ build = {
       libdirs = { "$(CURL_LIBDIR)", "$(CJSON_LIBDIR)", "$(OPENSSL_LIBDIR)" },
     },
     ["linqwebhooks.client"] = "lua/linqwebhooks/client.lua",
+    ["linqwebhooks.e164"] = "lua/linqwebhooks/e164.lua",
     ["linqwebhooks.emulator.api"] = "lua/linqwebhooks/emulator/api.lua",
     ["linqwebhooks.emulator.delivery"] = "lua/linqwebhooks/emulator/delivery.lua",
     ["linqwebhooks.emulator.http"] = "lua/linqwebhooks/emulator/http.lua",

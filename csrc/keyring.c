@@ -60,7 +60,7 @@ static linqwh_status lwh_decode_secret(const char *s, size_t len, unsigned char 
         *why = "not canonical base64 after whsec_ (bad length or padding)";
         return LINQWH_INVALID_SECRET;
     }
-    if (body > sizeof padded - 5) {
+    if (body > (LINQWH_MAX_KEY_BYTES * 4 + 2) / 3) { /* 1366 symbols = 1024 bytes */
         *why = "key longer than 1024 bytes";
         return LINQWH_INVALID_SECRET;
     }

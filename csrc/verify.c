@@ -87,15 +87,14 @@ static linqwh_status lwh_check_window(int64_t ts, const linqwh_verify_opts *o,
 {
     if (o->tolerance < 0)
         return LINQWH_OK;
-    /* now and ts are both >= 0 for any sane clock, so the differences cannot
-     * overflow; guard anyway for a negative "now". */
-    if (o->now >= 0 && o->now - ts > o->tolerance) {
+    /* unsigned differences: exact for any pair of int64 values */
+    if (ts < o->now && (uint64_t)o->now - (uint64_t)ts > (uint64_t)o->tolerance) {
         *detail = ts >= 1000000000000LL
                       ? "timestamp outside the tolerance window (it looks like milliseconds, not seconds)"
                       : "timestamp is older than the tolerance allows";
         return LINQWH_TIMESTAMP_TOO_OLD;
     }
-    if (ts > o->now && ts - o->now > o->tolerance) {
+    if (ts > o->now && (uint64_t)ts - (uint64_t)o->now > (uint64_t)o->tolerance) {
         *detail = ts >= 1000000000000LL
                       ? "timestamp is in the future (it looks like milliseconds, not seconds)"
                       : "timestamp is further in the future than the tolerance allows";
@@ -421,6 +420,11 @@ linqwh_status linqwh_verify_finish(linqwh_verify_ctx *c, linqwh_result *out)
     for (k = 0; k < n; k++) {
         if (!EVP_MAC_final(c->macs[k], macs[k], &maclen, LWH_MAC_LEN)) {
             OPENSSL_cleanse(macs, sizeof macs);
+            for (; k < n; k++) {
+                EVP_MAC_CTX_free(c->macs[k]);
+                c->macs[k] = NULL;
+            }
+            c->n = 0; /* further update/finish calls get INVALID_ARGUMENT */
             out->detail = "HMAC failed";
             return LINQWH_OUT_OF_MEMORY;
         }

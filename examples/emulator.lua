@@ -18,4 +18,8 @@ local opts = {
 if os.getenv("LINQ_EMULATOR_FAST") == "1" then
   opts.delivery = { attempts = 10, base_delay = 0.5, max_delay = 8, timeout = 10 }
 end
-os.exit(emulator.serve(opts))
+local ok, err = emulator.serve(opts)
+if not ok then
+  io.stderr:write(tostring(err), "\n")
+  os.exit(1)
+end

@@ -91,7 +91,7 @@ describe("v:verify", function()
       ["webhook-signature"] = { h["webhook-signature"], h["webhook-signature"] } })
     assert.are.equal("invalid_headers", err.reason)
     _, err = v:verify(BODY, {
-      ["webhook-id"] = { "msg_1" }, ["webhook-timestamp"] = tostring(TS),
+      ["webhook-id"] = { "msg_1", "msg_1" }, ["webhook-timestamp"] = tostring(TS),
       ["webhook-signature"] = h["webhook-signature"] })
     assert.are.equal("invalid_headers", err.reason)
   end)
@@ -313,5 +313,106 @@ describe("v:unwrap", function()
       assert.are.equal("invalid_json", err.reason)
       assert.matches("^linqwebhooks: invalid_json: ", tostring(err))
     end
+  end)
+end)
+
+describe("review fixes", function()
+  local h = linq.sign { secret = SECRET, body = BODY, id = "msg_1", timestamp = TS, scheme = "both" }
+
+  it("argument errors of v:verify point at the caller's line", function()
+    local v = linq.verifier { secret = SECRET }
+    local function inner() v:verify(nil, {}) end   -- the line to report
+    local line = debug.getinfo(1, "l").currentline - 1
+    local function outer() inner() end
+    local ok, err = pcall(outer)
+    assert.is_false(ok)
+    assert.matches(":" .. line .. ": verifier:verify: argument 'body' must be a string", err, 1, true)
+    ok, err = pcall(function() v:verify(BODY, 5) end)
+    assert.matches("04%-verifier_api_spec.lua:%d+: verifier:verify: argument 'headers'", err)
+  end)
+
+  it("finished or closed streams raise naming the method", function()
+    local v = linq.verifier { secret = SECRET, clock = fixed(TS) }
+    local s = assert(v:stream(h))
+    assert.truthy(s:update(BODY):finish())
+    local ok, err = pcall(s.update, s, "x")
+    assert.is_false(ok)
+    assert.matches("stream:update: the stream is finished or closed", err, 1, true)
+    ok, err = pcall(s.finish, s)
+    assert.matches("stream:finish: the stream is finished or closed", err, 1, true)
+    local s2 = assert(v:stream(h))
+    s2:close()
+    s2:close()
+    assert.has_error(function() s2:update("x") end)
+  end)
+
+  it("accepts one-element arrays as header values, rejects several", function()
+    local v = linq.verifier { secret = SECRET, clock = fixed(TS) }
+    local arr = {}
+    for k, val in pairs(h) do
+      arr[k] = { val }
+    end
+    assert.are.equal("standard", assert(v:verify(BODY, arr)).scheme)
+    arr["webhook-signature"] = { h["webhook-signature"], h["webhook-signature"] }
+    local _, err = v:verify(BODY, arr)
+    assert.are.equal("invalid_headers", err.reason)
+    assert.matches("repeated", err.message)
+  end)
+
+  it("ignores a malformed header of the scheme that is not checked", function()
+    local v = linq.verifier { secret = SECRET, clock = fixed(TS) }
+    local hh = { ["webhook-id"] = h["webhook-id"], ["webhook-timestamp"] = h["webhook-timestamp"],
+                 ["webhook-signature"] = h["webhook-signature"],
+                 ["X-Webhook-Signature"] = { "a", "b" }, ["X-Webhook-Timestamp"] = 5 }
+    assert.are.equal("standard", assert(v:verify(BODY, hh)).scheme)
+    local lv = linq.verifier { secret = SECRET, clock = fixed(TS), scheme = "legacy" }
+    local _, err = lv:verify(BODY, hh)
+    assert.are.equal("invalid_headers", err.reason)
+    -- a repeated webhook-* header still selects (and fails) the Standard scheme in auto
+    local _, err2 = v:verify(BODY, { ["webhook-signature"] = { "x", "y" },
+      ["X-Webhook-Timestamp"] = h["X-Webhook-Timestamp"],
+      ["X-Webhook-Signature"] = h["X-Webhook-Signature"] })
+    assert.are.equal("invalid_headers", err2.reason)
+  end)
+
+  it("linq.verify refuses secrets in opts and names itself", function()
+    local ok, err = pcall(linq.verify, SECRET, BODY, h, { secret = OTHER })
+    assert.is_false(ok)
+    assert.matches("linq.verify: give the secret", err, 1, true)
+    ok, err = pcall(linq.verify, SECRET, BODY, h, { tolerence = 1 })
+    assert.matches("linq.verify: unknown option 'tolerence'", err, 1, true)
+  end)
+
+  it("closed verifiers say so", function()
+    local v = linq.verifier { secret = SECRET }
+    v:close()
+    assert.are.equal("linqwebhooks.verifier (closed)", tostring(v))
+    local ok, err = pcall(v.unwrap, v, BODY, h)
+    assert.is_false(ok)
+    assert.matches("verifier:unwrap: the verifier is closed", err, 1, true)
+  end)
+end)
+
+describe("audit fixes", function()
+  local h = linq.sign { secret = SECRET, body = BODY, id = "msg_1", timestamp = 1000 }
+  it("a non-finite clock raises instead of disabling the window", function()
+    for _, t in ipairs { 0 / 0, math.huge, -math.huge } do
+      local v = linq.verifier { secret = SECRET, clock = function() return t end }
+      local ok, err = pcall(v.verify, v, BODY, h)
+      assert.is_false(ok)
+      assert.matches("clock must return a finite number", err, 1, true)
+    end
+    -- extreme but finite clocks never wrap around
+    for _, t in ipairs { -2 ^ 62, 2 ^ 62 } do
+      local v = linq.verifier { secret = SECRET, clock = function() return t end }
+      local _, err = v:verify(BODY, h)
+      assert.truthy(err.reason == "timestamp_too_old" or err.reason == "timestamp_too_new")
+    end
+  end)
+  it("refuses keys over 1024 bytes", function()
+    local ok, err = pcall(linq.verifier, { secret = "whsec_" .. ("QUFB"):rep(341) .. "QUE" })
+    assert.is_false(ok)
+    assert.matches("longer than 1024", err, 1, true)
+    assert.truthy(linq.verifier { secret = "whsec_" .. ("QUFB"):rep(341) .. "QQ==" })
   end)
 end)

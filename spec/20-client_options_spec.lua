@@ -349,3 +349,40 @@ describe("core.http_client on one handle", function()
     assert(ok, err)
   end)
 end)
+
+describe("review and audit fixes", function()
+  local linq = require "linqwebhooks"
+  it("rejects header injection and bad header names at construction", function()
+    local base = { api_key = "k", base_url = "http://127.0.0.1:9" }
+    local function with(k, v)
+      local o = {}
+      for a, b in pairs(base) do o[a] = b end
+      o[k] = v
+      return o
+    end
+    local ok, err = pcall(linq.client, with("headers", { ["X-A"] = "v\r\nX-Evil: 1" }))
+    assert.is_false(ok)
+    assert.matches("linq.client: option 'headers'", err, 1, true)
+    ok, err = pcall(linq.client, with("headers", { ["Bad Name"] = "v" }))
+    assert.is_false(ok)
+    assert.matches("invalid header name", err, 1, true)
+    ok, err = pcall(linq.client, with("user_agent", "me/1\r\nX: 2"))
+    assert.is_false(ok)
+    assert.matches("option 'user_agent'", err, 1, true)
+    assert.truthy(linq.client(with("headers", { ["X-Ok"] = "a b\tc" }))):close()
+  end)
+
+  it("a sub-millisecond timeout still times out (0 ms would mean never)", function()
+    local socket = require "socket"
+    local silent = assert(socket.bind("127.0.0.1", 0)) -- never accepts, never answers
+    local _, port = silent:getsockname()
+    local t = require("linqwebhooks.transport.curl").new { timeout = 0.0004, connect_timeout = 1 }
+    local t0 = socket.gettime()
+    local res, kind = t:request("GET", "http://127.0.0.1:" .. port .. "/", {}, nil)
+    t:close()
+    silent:close()
+    assert.is_nil(res)
+    assert.are.equal("timeout", kind)
+    assert.is_true(socket.gettime() - t0 < 5)
+  end)
+end)

@@ -528,6 +528,23 @@ describe("emulator process", function()
     assert.matches("not a valid state file", tostring(err))
   end)
 
+  it("serve returns nil, err (no raise) when the port is taken or the state is corrupt", function()
+    local taken = assert(socket.bind("127.0.0.1", 0))
+    local _, port = taken:getsockname()
+    local ok, err = emulator.serve{ api_key = "k", port = tonumber(port), quiet = true }
+    taken:close()
+    assert.is_nil(ok)
+    assert.matches("^linqwebhooks.emulator.serve: ", err)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write("{not json")
+    f:close()
+    ok, err = emulator.serve{ api_key = "k", port = 0, state_file = path, quiet = true }
+    os.remove(path)
+    assert.is_nil(ok)
+    assert.matches("not a valid state file", err)
+  end)
+
   it("stops cleanly on SIGTERM and on SIGINT", function()
     for _, sig in ipairs({ "TERM", "INT" }) do
       local log = os.tmpname()

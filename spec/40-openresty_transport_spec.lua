@@ -259,7 +259,15 @@ describe("linqwebhooks.transport #nginx", function()
       local res, kind, msg = t:request("GET", "https://127.0.0.1:" .. BAD .. "/")
       ngx.print(tostring(res), "|", kind, "|", msg)
     ]])
-    assert.matches("^nil|connection|TLS handshake with 127%.0%.0%.1 failed: 21: unable to verify the first certificate$", out)
+    -- Usually the handshake itself reports the verification failure. When
+    -- the handshake completes asynchronously (a loaded machine), nginx-lua
+    -- 0.10.23 can report success on a connection it has already closed for
+    -- the failed verification; the request then fails before anything is
+    -- sent. Either way nothing reaches the untrusted server.
+    assert.is_nil(out:find("should not be reached", 1, true))
+    local handshake = out:match("^nil|connection|TLS handshake with 127%.0%.0%.1 failed: 21: unable to verify the first certificate$")
+    local closed = out:match("^nil|connection|TLS connection to 127%.0%.0%.1 closed right after the handshake")
+    assert.truthy(handshake or closed, out)
   end)
 
   nginx_it("refuses option ca_file and unknown options", function()
@@ -369,6 +377,8 @@ describe("linqwebhooks.transport #nginx", function()
       "connect%(%) failed %(111: Connection refused%)",
       "lua tcp socket read timed out",
       "lua ssl certificate verify error",
+      -- the asynchronous-handshake case of the untrusted-certificate test
+      "attempt to send data on a closed socket",
     })
     assert.are.same({}, errs)
   end)

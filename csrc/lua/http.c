@@ -56,6 +56,7 @@ typedef struct {
     int too_large;                  /* body cap exceeded during the transfer */
     int hdr_overflow;
     long timeout_ms, connect_timeout_ms;
+    int no_body;                    /* HEAD: Content-Length describes no body */
     char errbuf[CURL_ERROR_SIZE];
 } lwh_http;
 
@@ -180,7 +181,7 @@ static size_t lwh_header_cb(char *ptr, size_t size, size_t nmemb, void *ud)
         dst[nend + 1 + vl] = '\n';
     }
     /* Early refusal when the announced length is already over the cap. */
-    if (nend == 14 && memcmp(lower, "content-length", 14) == 0) {
+    if (!h->no_body && nend == 14 && memcmp(lower, "content-length", 14) == 0) {
         char num[32];
         size_t vl = vend - vstart;
         if (vl > 0 && vl < sizeof num) {
@@ -287,6 +288,10 @@ static int lwh_http_new(lua_State *L)
     h->raw_headers = raw_headers;
     h->timeout_ms = lwh_opt_ms(L, 1, "timeout_ms", 60000);
     h->connect_timeout_ms = lwh_opt_ms(L, 1, "connect_timeout_ms", 10000);
+    if (h->timeout_ms < 1) /* 0 = "never time out" to libcurl */
+        h->timeout_ms = 1;
+    if (h->connect_timeout_ms < 1)
+        h->connect_timeout_ms = 1;
     lwh_setmetatable(L, LWH_HTTP_CLASS);
 
     c = curl_easy_init();
@@ -347,6 +352,10 @@ static int lwh_http_request(lua_State *L)
         luaL_checktype(L, 6, LUA_TTABLE);
         timeout_ms = lwh_opt_ms(L, 6, "timeout_ms", timeout_ms);
         connect_ms = lwh_opt_ms(L, 6, "connect_timeout_ms", connect_ms);
+        if (timeout_ms < 1)
+            timeout_ms = 1;
+        if (connect_ms < 1)
+            connect_ms = 1;
     }
     if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0 && strcmp(method, "PUT") != 0
         && strcmp(method, "PATCH") != 0 && strcmp(method, "DELETE") != 0
@@ -476,6 +485,7 @@ static int lwh_http_request(lua_State *L)
         }
     }
     h->last_plain_get = plain_get;
+    h->no_body = is_head;
 
     rc = curl_easy_perform(c);
 

@@ -37,7 +37,7 @@ static int lwh_l_signal_watch(lua_State *L)
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = lwh_on_signal;
         sigemptyset(&sa.sa_mask);
-        sa.sa_flags = 0;
+        sa.sa_flags = SA_RESTART; /* blocking I/O resumes; select() still returns early */
         if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
             return luaL_error(L, "signal_watch: sigaction failed: %s", strerror(errno));
         lwh_signal_installed = 1;

@@ -51,8 +51,9 @@ static void lwh_push_result_strings(lua_State *L)
 static linqwh_keyring *lwh_fast_keyring(lua_State *L)
 {
     lwh_lkeyring *k = lua_touserdata(L, 1);
-    int ok = k != NULL && lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(LWH_UV_MT));
-    if (k != NULL)
+    int has_mt = k != NULL && lua_getmetatable(L, 1);
+    int ok = has_mt && lua_rawequal(L, -1, lua_upvalueindex(LWH_UV_MT));
+    if (has_mt)
         lua_pop(L, 1);
     if (!ok)
         luaL_argerror(L, 1, "linqwebhooks.Keyring expected");
@@ -141,20 +142,31 @@ static int lwh_name_is(const char *s, const char *lower, size_t len)
 }
 
 /*
- * Reads the five signature-bearing headers from the table at idx. Returns
- * NULL or a static message for invalid_headers (repeated, array-valued or
- * non-string values). Pointers stay valid while the table is on the stack.
+ * Reads the five signature-bearing headers from the table at idx. A value is
+ * a string, or an array holding exactly one string (as some frameworks give
+ * every header); anything else is an error for that header: a repeated header
+ * (an array of several values, as ngx.req.get_headers() gives) is rejected,
+ * never joined, and so is the same header given twice in different letter
+ * case. Errors are kept per header set, so that a malformed header of the
+ * scheme that is not checked does not matter; lwh_header_error() picks the
+ * one that applies. Pointers stay valid while the table is on the stack.
  */
-static const char *lwh_read_headers(lua_State *L, int idx, linqwh_headers *h)
+typedef struct lwh_header_read {
+    const char *std_err, *legacy_err; /* static messages or NULL */
+    int std_present;                  /* any webhook-* header given, valid or not */
+} lwh_header_read;
+
+static void lwh_read_headers(lua_State *L, int idx, linqwh_headers *h, lwh_header_read *rd)
 {
-    const char *err = NULL;
     memset(h, 0, sizeof *h);
+    memset(rd, 0, sizeof *rd);
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
         const char **slot = NULL;
         size_t *lenp = NULL;
         size_t klen;
-        const char *key;
+        const char *key, *err = NULL;
+        int std = 0;
         if (lua_type(L, -2) != LUA_TSTRING) {
             lua_pop(L, 1);
             continue;
@@ -165,15 +177,18 @@ static const char *lwh_read_headers(lua_State *L, int idx, linqwh_headers *h)
             if (lwh_name_is(key, "webhook-id", 10)) {
                 slot = &h->id;
                 lenp = &h->id_len;
+                std = 1;
             }
             break;
         case 17:
             if (lwh_name_is(key, "webhook-timestamp", 17)) {
                 slot = &h->timestamp;
                 lenp = &h->timestamp_len;
+                std = 1;
             } else if (lwh_name_is(key, "webhook-signature", 17)) {
                 slot = &h->signature;
                 lenp = &h->signature_len;
+                std = 1;
             }
             break;
         case 19:
@@ -189,18 +204,46 @@ static const char *lwh_read_headers(lua_State *L, int idx, linqwh_headers *h)
             break;
         }
         if (slot) {
+            rd->std_present |= std;
+            if (lua_type(L, -1) == LUA_TTABLE && lwh_rawlen(L, -1) == 1) {
+                lua_rawgeti(L, -1, 1);
+                lua_replace(L, -2); /* the string stays referenced by the array */
+            }
             if (*slot != NULL)
                 err = "a signature header is given twice (different letter case)";
             else if (lua_type(L, -1) == LUA_TTABLE)
-                err = "a signature header is repeated";
+                err = "a signature header is repeated (an array of several values)";
             else if (lua_type(L, -1) != LUA_TSTRING)
                 err = "a signature header value is not a string";
             else
                 *slot = lua_tolstring(L, -1, lenp);
+            if (err) {
+                *slot = NULL;
+                if (std)
+                    rd->std_err = err;
+                else
+                    rd->legacy_err = err;
+            }
         }
         lua_pop(L, 1);
     }
-    return err;
+}
+
+/* The header error that applies to the scheme that will be checked. */
+static const char *lwh_header_error(const lwh_header_read *rd, linqwh_scheme scheme)
+{
+    if (scheme == LINQWH_SCHEME_STANDARD ||
+        (scheme == LINQWH_SCHEME_AUTO && rd->std_present))
+        return rd->std_err;
+    return rd->legacy_err;
+}
+
+/* A finite number in int64 range, truncated; raises otherwise. */
+static int64_t lwh_check_i64(lua_State *L, lua_Number n, int arg, const char *what)
+{
+    if (!(n >= -9223372036854775808.0 && n < 9223372036854775808.0))
+        luaL_argerror(L, arg, what);
+    return (int64_t)n;
 }
 
 static void lwh_read_opts(lua_State *L, int first, linqwh_verify_opts *o)
@@ -213,8 +256,9 @@ static void lwh_read_opts(lua_State *L, int first, linqwh_verify_opts *o)
     } else {
         o->scheme = (linqwh_scheme)luaL_checkoption(L, first, "auto", lwh_scheme_names);
     }
-    o->now = (int64_t)luaL_checknumber(L, first + 1);
-    o->tolerance = (int64_t)luaL_optnumber(L, first + 2, -1);
+    o->now = lwh_check_i64(L, luaL_checknumber(L, first + 1), first + 1, "now must be a finite number");
+    o->tolerance = lwh_check_i64(L, luaL_optnumber(L, first + 2, -1), first + 2,
+                                 "tolerance must be a finite number");
 }
 
 /*
@@ -274,11 +318,13 @@ static int lwh_l_verify(lua_State *L)
     linqwh_verify_opts o;
     linqwh_result r;
     const char *herr;
+    lwh_header_read rd;
     linqwh_status st;
 
     luaL_checktype(L, 3, LUA_TTABLE);
     lwh_read_opts(L, 4, &o);
-    if ((herr = lwh_read_headers(L, 3, &h)) != NULL)
+    lwh_read_headers(L, 3, &h, &rd);
+    if ((herr = lwh_header_error(&rd, o.scheme)) != NULL)
         return lwh_push_header_error(L, herr);
     st = linqwh_verify(kr, &h, body, blen, &o, &r);
     return lwh_push_result(L, st, &r, &h);
@@ -293,11 +339,13 @@ static int lwh_l_verify_file(lua_State *L)
     linqwh_verify_opts o;
     linqwh_result r;
     const char *herr;
+    lwh_header_read rd;
     linqwh_status st;
 
     luaL_checktype(L, 3, LUA_TTABLE);
     lwh_read_opts(L, 4, &o);
-    if ((herr = lwh_read_headers(L, 3, &h)) != NULL)
+    lwh_read_headers(L, 3, &h, &rd);
+    if ((herr = lwh_header_error(&rd, o.scheme)) != NULL)
         return lwh_push_header_error(L, herr);
     st = linqwh_verify_file(kr, &h, path, &o, &r);
     return lwh_push_result(L, st, &r, &h);
@@ -311,12 +359,14 @@ static int lwh_l_stream(lua_State *L)
     linqwh_verify_opts o;
     linqwh_result r;
     const char *herr;
+    lwh_header_read rd;
     lwh_lstream *s;
     linqwh_status st;
 
     luaL_checktype(L, 2, LUA_TTABLE);
     lwh_read_opts(L, 3, &o);
-    if ((herr = lwh_read_headers(L, 2, &h)) != NULL)
+    lwh_read_headers(L, 2, &h, &rd);
+    if ((herr = lwh_header_error(&rd, o.scheme)) != NULL)
         return lwh_push_header_error(L, herr);
     s = lwh_newuserdata(L, sizeof *s);
     s->ctx = NULL;
@@ -382,12 +432,13 @@ static int lwh_l_stream_tostring(lua_State *L)
     return 1;
 }
 
-/* Raises like error(msg, 2): the message is prefixed with the position of
- * the Lua code that called the running C function. */
+/* Raises like error(msg, 2) from a Lua function: the message is prefixed
+ * with the position of the Lua code that called the running C function
+ * (level 1 from inside a C function). */
 static int lwh_error2(lua_State *L, const char *fmt, ...)
 {
     va_list ap;
-    luaL_where(L, 2);
+    luaL_where(L, 1);
     va_start(ap, fmt);
     lua_pushvfstring(L, fmt, ap);
     va_end(ap);
@@ -418,6 +469,7 @@ static int lwh_l_bound_verify(lua_State *L)
     lwh_lkeyring *k = lua_touserdata(L, lua_upvalueindex(1));
     size_t blen;
     const char *body, *herr;
+    lwh_header_read rd;
     linqwh_headers h;
     linqwh_verify_opts o;
     linqwh_result r;
@@ -440,13 +492,19 @@ static int lwh_l_bound_verify(lua_State *L)
         if (lua_type(L, -1) != LUA_TNUMBER)
             return lwh_error2(L, "linq.verifier: clock must return a number, got %s",
                               luaL_typename(L, -1));
-        o.now = (int64_t)lua_tonumber(L, -1);
+        {
+            lua_Number t = lua_tonumber(L, -1);
+            if (!(t >= -9223372036854775808.0 && t < 9223372036854775808.0))
+                return lwh_error2(L, "linq.verifier: clock must return a finite number");
+            o.now = (int64_t)t;
+        }
         lua_pop(L, 1);
     }
     o.scheme = (linqwh_scheme)lua_tointeger(L, lua_upvalueindex(LWH_UV_BSCHEME));
     o.tolerance = (int64_t)lua_tonumber(L, lua_upvalueindex(LWH_UV_BTOL));
     body = lua_tolstring(L, 2, &blen);
-    if ((herr = lwh_read_headers(L, 3, &h)) != NULL) {
+    lwh_read_headers(L, 3, &h, &rd);
+    if ((herr = lwh_header_error(&rd, o.scheme)) != NULL) {
         st = LINQWH_INVALID_HEADERS;
         r.detail = herr;
     } else {
@@ -475,7 +533,7 @@ static int lwh_l_bind_verify(lua_State *L)
 {
     lwh_check_keyring(L, 1);
     luaL_checkinteger(L, 2);
-    luaL_checknumber(L, 3);
+    lwh_check_i64(L, luaL_checknumber(L, 3), 3, "tolerance must be a finite number");
     if (!lua_isnil(L, 4))
         luaL_checktype(L, 4, LUA_TFUNCTION);
     luaL_checktype(L, 5, LUA_TTABLE);

@@ -46,10 +46,15 @@ end
 
 --- content_by_lua: list the subscriptions (the client lives for this request only).
 function M.list_subscriptions()
+  ngx.header["Content-Type"] = "text/plain; charset=utf-8"
+  if (os.getenv("LINQ_API_V3_API_KEY") or "") == "" then
+    ngx.status = 503
+    ngx.say("LINQ_API_V3_API_KEY is not set (nginx.conf passes it with `env LINQ_API_V3_API_KEY;`)")
+    return
+  end
   local client = linq.client{ timeout = 10, max_retries = 1 }   -- key: LINQ_API_V3_API_KEY
   local subs, err = client.webhook_subscriptions:list()
   client:close()
-  ngx.header["Content-Type"] = "text/plain; charset=utf-8"
   if not subs then
     ngx.status = 502
     ngx.say("error: ", tostring(err))

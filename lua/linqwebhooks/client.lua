@@ -9,6 +9,7 @@
 --
 -- Runtime failures return nil, err (see linqwebhooks.errors); programmer
 -- errors (bad types, unknown keys, use after close) raise at level 2.
+local e164 = require "linqwebhooks.e164"
 local json = require "linqwebhooks.json"
 local errors = require "linqwebhooks.errors"
 local options = require "linqwebhooks.options"
@@ -183,8 +184,9 @@ local function check_phones(v)
     return "phone_numbers must be an array of E.164 strings (or linq.null)"
   end
   for i, p in ipairs(v) do
-    if type(p) ~= "string" or #p > 16 or not p:match("^%+[1-9]%d+$") then
-      return "phone_numbers[" .. i .. "] is not an E.164 number (+ and 2-15 digits): '" .. short(p, 40) .. "'"
+    if not e164.valid(p) then
+      return "phone_numbers[" .. i .. "] is not an E.164 number (" .. e164.RULE .. "): '"
+        .. short(tostring(p), 40) .. "'"
     end
   end
 end
@@ -376,6 +378,10 @@ function M.new(opts, level)
   local ua = "linqwebhooks/" .. VERSION .. " " .. (tmod.user_agent or tostring(tmod.name or "custom"))
     .. " " .. lua_version()
   if opts.user_agent then
+    if opts.user_agent:find("[%c\127]") then
+      error("linq.client: option 'user_agent' must not contain control characters (CR, LF, ...)",
+        level)
+    end
     ua = opts.user_agent .. " " .. ua
   end
   headers["User-Agent"] = ua
@@ -384,6 +390,16 @@ function M.new(opts, level)
     for k, v in pairs(opts.headers) do
       if type(k) ~= "string" or type(v) ~= "string" then
         error("linq.client: option 'headers' must map header names to string values", level)
+      end
+      -- RFC 9110 token names; values without control characters (no CR/LF
+      -- header injection, no NUL)
+      if not k:find("^[%w!#$%%&'*+%-.^_`|~]+$") then
+        error("linq.client: option 'headers' has an invalid header name '" .. short(k, 40) .. "'",
+          level)
+      end
+      if v:find("[%z\1-\8\10-\31\127]") then
+        error("linq.client: option 'headers' value of '" .. k .. "' contains control characters",
+          level)
       end
       local lk = k:lower()
       if lk == "authorization" then

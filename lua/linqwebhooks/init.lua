@@ -24,6 +24,9 @@ linq.sign = verifier.sign
 
 --- v:unwrap(body, headers) -> event | nil, err: verify, then decode.
 function verifier.Verifier:unwrap(body, headers)
+  if self._closed then
+    error("verifier:unwrap: the verifier is closed", 2)
+  end
   local info, err = self:verify(body, headers)
   if not info then
     return nil, err

@@ -82,8 +82,9 @@ end
 
 function Subscription.__tostring(self)
   local ev = type(self.subscribed_events) == "table" and #self.subscribed_events or 0
-  return string.format("linqwebhooks.subscription %s %s (%s, %d event types)", tostring(self.id),
-    tostring(self.target_url), self.is_active == false and "inactive" or "active", ev)
+  return string.format("linqwebhooks.subscription %s %s (%s, %d event type%s)", tostring(self.id),
+    tostring(self.target_url), self.is_active == false and "inactive" or "active", ev,
+    ev == 1 and "" or "s")
 end
 
 --- sub:update(params) -> sub | nil, err

@@ -10,6 +10,9 @@ local M = {}
 local Verifier = {}
 Verifier.__index = Verifier
 Verifier.__tostring = function(v)
+  if v._closed then
+    return "linqwebhooks.verifier (closed)"
+  end
   return "linqwebhooks.verifier (" .. v._nsecrets .. " secret(s), scheme " .. v._scheme .. ")"
 end
 -- hide internals from casual inspection of the object
@@ -72,20 +75,22 @@ M.SCHEMA = {
 }
 
 --- linq.verifier{ secret | secrets, tolerance = 300 | false, scheme = "auto", clock = fn }
-function M.new(opts, level)
+-- `what` names the public function in error messages (default "linq.verifier").
+function M.new(opts, level, what)
   level = (level or 1) + 1
+  what = what or "linq.verifier"
   if type(opts) ~= "table" then
-    error("linq.verifier: options table expected, got " .. type(opts), level)
+    error(what .. ": options table expected, got " .. type(opts), level)
   end
-  options.check("linq.verifier", opts, M.SCHEMA, level)
-  local list = secret_list("linq.verifier", opts, level)
+  options.check(what, opts, M.SCHEMA, level)
+  local list = secret_list(what, opts, level)
   local tol = opts.tolerance
   if tol == nil then
     tol = DEFAULT_TOLERANCE
   elseif tol == false then
     tol = -1
   end
-  local kr = keyring("linq.verifier", list, level)
+  local kr = keyring(what, list, level)
   return setmetatable({
     _kr = kr,
     -- the hot path: one C call per verification
@@ -168,20 +173,29 @@ function Stream:update(chunk)
   if type(chunk) ~= "string" then
     error("stream:update: argument 'chunk' must be a string, got " .. type(chunk), 2)
   end
+  if self._done then
+    error("stream:update: the stream is finished or closed", 2)
+  end
   self._s:update(chunk)
   return self
 end
 
 function Stream:finish()
+  if self._done then
+    error("stream:finish: the stream is finished or closed", 2)
+  end
+  self._done = true
   return result(self._s:finish())
 end
 
 function Stream:close()
+  self._done = true
   self._s:close()
 end
 
 --- v:close(): wipes the key material now instead of at garbage collection.
 function Verifier:close()
+  self._closed = true
   self._kr:close()
 end
 
@@ -193,6 +207,9 @@ function M.verify(secrets, body, headers, opts)
       error("linq.verify: argument 'opts' must be a table, got " .. type(opts), 2)
     end
     for k, v in pairs(opts) do
+      if k == "secret" or k == "secrets" then
+        error("linq.verify: give the secret(s) as the first argument, not in 'opts'", 2)
+      end
       o[k] = v
     end
   end
@@ -204,7 +221,7 @@ function M.verify(secrets, body, headers, opts)
     error("linq.verify: argument 'secret' must be a string or an array of strings, got "
       .. type(secrets), 2)
   end
-  local v = M.new(o, 2)
+  local v = M.new(o, 2, "linq.verify")
   local info, err = v:verify(body, headers)
   v:close()
   return info, err

@@ -59,7 +59,7 @@ function M.new(opts, level)
   for _, k in ipairs({ "secret", "secrets", "tolerance", "scheme", "clock" }) do
     vopts[k] = opts[k]
   end
-  local v = verifier.new(vopts, level)
+  local v = verifier.new(vopts, level, "linq.webhooks")
   local store = opts.dedupe
   if store == nil or store == true then
     store = require("linqwebhooks.store.memory").new(nil, level)
@@ -188,9 +188,8 @@ end
 --- hooks:off(name, fn) -> hooks: removes fn's registrations under `name`
 -- (the same string given to on/once); without fn, every handler of `name`.
 function Hooks:off(name, fn)
-  if type(name) ~= "string" then
-    error("hooks:off: argument 'name' must be a string, got " .. type(name), 2)
-  end
+  -- same name rules as on(): a typo raises instead of silently removing nothing
+  check_name(self, "hooks:off", name, 3)
   if fn == nil then
     remove_where(self, name, function() return true end)
   else

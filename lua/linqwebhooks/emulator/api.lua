@@ -94,9 +94,7 @@ local function is_null(v)
   return v == nil or v == json.null
 end
 
-local function e164(s)
-  return type(s) == "string" and #s <= 16 and s:match("^%+[1-9]%d%d%d%d%d%d+$") ~= nil
-end
+local e164 = require("linqwebhooks.e164").valid
 M.e164 = e164
 
 --- Subscription as the API shows it (never the secret, unless `with_secret`).

@@ -137,9 +137,9 @@ local function matches(sub, ev)
   return true
 end
 
---- Runs the emulator in this process until SIGTERM/SIGINT. Returns 0 after a
--- clean stop (flushes the state file, closes the sockets); raises on bad
--- options, an unreadable state file, or when the port cannot be bound.
+--- Runs the emulator in this process until SIGTERM/SIGINT. Returns true after a
+-- clean stop (flushes the state file, closes the sockets); nil, err when the
+-- state file is unreadable or the port cannot be bound; raises on bad options.
 -- Options (strict):
 --   api_key (required)   bearer token the API accepts
 --   host = "127.0.0.1", port = 8787 (0 = any free port, printed)
@@ -164,7 +164,10 @@ function M.serve(opts)
   local host = opts.host or "127.0.0.1"
   local port = opts.port or 8787
   local partner_id = opts.partner_id or "7ac8224b-c41a-54fb-96ed-e28a94f97ff6"
-  local state = state_mod.new(opts.state_file)
+  local sok, state = pcall(state_mod.new, opts.state_file)
+  if not sok then
+    return nil, "linqwebhooks.emulator.serve: " .. tostring(state)
+  end
   local lp = loop_mod.new()
   local logger
   if opts.verbose then
@@ -229,7 +232,7 @@ function M.serve(opts)
     log = logger,
   })
   if not listener then
-    error("linqwebhooks.emulator.serve: " .. err, 2)
+    return nil, "linqwebhooks.emulator.serve: " .. err
   end
   core.signal_watch()
   local shown = host:find(":", 1, true) and ("[" .. host .. "]") or host
@@ -258,7 +261,7 @@ function M.serve(opts)
     io.stderr:write("linqwebhooks emulator: stopped (", core.signal_pending() or "parent exited", ")\n")
   end
   io.stdout:flush()
-  return 0
+  return true
 end
 
 -------------------------------------------------------------------------------
@@ -301,8 +304,8 @@ function M.spawn(opts)
     serve_opts.watch_pid = core.getpid()
   end
   local child, out = process.spawn({
-    code = "os.exit(require('linqwebhooks.emulator').serve(" .. util.serialize(serve_opts)
-      .. "), true)",
+    code = "local ok, err = require('linqwebhooks.emulator').serve(" .. util.serialize(serve_opts)
+      .. ") if not ok then io.stderr:write(tostring(err), '\\n') end os.exit(ok and 0 or 1, true)",
     ready = "linqwebhooks emulator listening on (http://%S+)\n",
     interpreter = spawn_opts.interpreter,
     timeout = spawn_opts.startup_timeout,

@@ -240,7 +240,8 @@ function Transport:request(method, url, headers, body)
     local kind, msg = io_error("connect to " .. host .. ":" .. port, err)
     return fail(sock, kind, msg)
   end
-  if scheme == "https" and sock:getreusedtimes() == 0 then
+  local fresh = sock:getreusedtimes() == 0
+  if scheme == "https" and fresh then
     -- the URL's host is the SNI name and the name checked against the
     -- certificate; verification is always on
     local ok2, herr = sock:sslhandshake(false, host, true)
@@ -253,6 +254,12 @@ function Transport:request(method, url, headers, body)
   sock:settimeouts(remaining_ms(), remaining_ms(), remaining_ms())
   local sent, werr = sock:send(out)
   if not sent then
+    if werr == "closed" and scheme == "https" and fresh then
+      -- nginx-lua can report a handshake as done on a connection it closed
+      -- for a failed certificate verification (asynchronous handshakes)
+      return fail(sock, "connection", "TLS connection to " .. host .. " closed right after the"
+        .. " handshake (certificate not trusted? see lua_ssl_trusted_certificate)", "tls")
+    end
     local kind, msg = io_error("sending the request", werr)
     return fail(sock, kind, msg)
   end
