@@ -308,6 +308,17 @@ static int lwh_push_header_error(lua_State *L, const char *detail)
     return 3;
 }
 
+/* Reads the headers table at idx and the (scheme, now, tolerance) arguments
+ * after it; returns the header error that applies, or NULL. */
+static const char *lwh_read_call(lua_State *L, int idx, linqwh_headers *h, linqwh_verify_opts *o)
+{
+    lwh_header_read rd;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lwh_read_opts(L, idx + 1, o);
+    lwh_read_headers(L, idx, h, &rd);
+    return lwh_header_error(&rd, o->scheme);
+}
+
 /* kr:verify(body, headers, scheme, now, tolerance) */
 static int lwh_l_verify(lua_State *L)
 {
@@ -318,13 +329,9 @@ static int lwh_l_verify(lua_State *L)
     linqwh_verify_opts o;
     linqwh_result r;
     const char *herr;
-    lwh_header_read rd;
     linqwh_status st;
 
-    luaL_checktype(L, 3, LUA_TTABLE);
-    lwh_read_opts(L, 4, &o);
-    lwh_read_headers(L, 3, &h, &rd);
-    if ((herr = lwh_header_error(&rd, o.scheme)) != NULL)
+    if ((herr = lwh_read_call(L, 3, &h, &o)) != NULL)
         return lwh_push_header_error(L, herr);
     st = linqwh_verify(kr, &h, body, blen, &o, &r);
     return lwh_push_result(L, st, &r, &h);
@@ -339,13 +346,9 @@ static int lwh_l_verify_file(lua_State *L)
     linqwh_verify_opts o;
     linqwh_result r;
     const char *herr;
-    lwh_header_read rd;
     linqwh_status st;
 
-    luaL_checktype(L, 3, LUA_TTABLE);
-    lwh_read_opts(L, 4, &o);
-    lwh_read_headers(L, 3, &h, &rd);
-    if ((herr = lwh_header_error(&rd, o.scheme)) != NULL)
+    if ((herr = lwh_read_call(L, 3, &h, &o)) != NULL)
         return lwh_push_header_error(L, herr);
     st = linqwh_verify_file(kr, &h, path, &o, &r);
     return lwh_push_result(L, st, &r, &h);
@@ -359,14 +362,10 @@ static int lwh_l_stream(lua_State *L)
     linqwh_verify_opts o;
     linqwh_result r;
     const char *herr;
-    lwh_header_read rd;
     lwh_lstream *s;
     linqwh_status st;
 
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lwh_read_opts(L, 3, &o);
-    lwh_read_headers(L, 2, &h, &rd);
-    if ((herr = lwh_header_error(&rd, o.scheme)) != NULL)
+    if ((herr = lwh_read_call(L, 2, &h, &o)) != NULL)
         return lwh_push_header_error(L, herr);
     s = lwh_newuserdata(L, sizeof *s);
     s->ctx = NULL;

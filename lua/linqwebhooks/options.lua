@@ -62,6 +62,21 @@ function M.check(what, opts, schema, level)
   return opts
 end
 
+--- Checks shared by the transports' option schemas.
+function M.positive_seconds(v)
+  if v > 0 and v < 2147483 then
+    return true
+  end
+  return false, "must be a positive number of seconds"
+end
+
+function M.body_bytes(v)
+  if v >= 1 and v < 2147483647 then
+    return true
+  end
+  return false, "must be a number of bytes >= 1"
+end
+
 --- Raises unless `v` has Lua type `t`; `name` is the argument's name.
 function M.arg(what, name, v, t, level)
   if type(v) ~= t then

@@ -46,23 +46,13 @@ local Transport = {}
 Transport.__index = Transport
 M.Transport = Transport
 
-local function positive(v)
-  if v > 0 and v < 2147483 then
-    return true
-  end
-  return false, "must be a positive number of seconds"
-end
+local positive = options.positive_seconds
 
 local schema = {
   timeout = { types = { "number" }, check = positive },
   connect_timeout = { types = { "number" }, check = positive },
   ca_file = "string",
-  max_body = { types = { "number" }, check = function(v)
-    if v >= 1 and v < 2147483647 then
-      return true
-    end
-    return false, "must be a number of bytes >= 1"
-  end },
+  max_body = { types = { "number" }, check = options.body_bytes },
 }
 
 function M.new(opts, level)

@@ -40,12 +40,7 @@ local DEFAULTS = {
   keepalive_pool = 16,      -- connections kept per pool (per worker)
 }
 
-local function positive(v)
-  if v > 0 and v < 2147483 then
-    return true
-  end
-  return false, "must be a positive number of seconds"
-end
+local positive = options.positive_seconds
 
 local schema = {
   timeout = { types = { "number" }, check = positive },
@@ -54,12 +49,7 @@ local schema = {
     return false, "is not supported by the resty (cosocket) transport: set"
       .. " lua_ssl_trusted_certificate in nginx.conf instead"
   end },
-  max_body = { types = { "number" }, check = function(v)
-    if v >= 1 and v < 2147483647 then
-      return true
-    end
-    return false, "must be a number of bytes >= 1"
-  end },
+  max_body = { types = { "number" }, check = options.body_bytes },
   keepalive_timeout = { types = { "number" }, check = positive },
   keepalive_pool = { types = { "number" }, check = function(v)
     if v >= 1 and v % 1 == 0 and v < 65536 then
