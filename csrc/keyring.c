@@ -227,6 +227,19 @@ linqwh_status linqwh_random_bytes(void *buf, size_t n)
     return RAND_bytes(buf, (int)n) == 1 ? LINQWH_OK : LINQWH_OUT_OF_MEMORY;
 }
 
+linqwh_status linqwh_secret_generate(char out[LINQWH_SECRET_SIZE])
+{
+    unsigned char key[32];
+    if (!out)
+        return LINQWH_INVALID_ARGUMENT;
+    if (RAND_bytes(key, sizeof key) != 1)
+        return LINQWH_OUT_OF_MEMORY;
+    memcpy(out, lwh_prefix, LWH_PREFIX_LEN);
+    EVP_EncodeBlock((unsigned char *)out + LWH_PREFIX_LEN, key, sizeof key); /* 44 chars + NUL */
+    OPENSSL_cleanse(key, sizeof key);
+    return LINQWH_OK;
+}
+
 void lwh_b64_mac(const unsigned char mac[LWH_MAC_LEN], char out[LWH_B64_SIG_LEN])
 {
     unsigned char tmp[LWH_B64_SIG_LEN + 1];

@@ -154,6 +154,11 @@ linqwh_status linqwh_sign_legacy(const linqwh_keyring *kr, size_t key_index,
                                  const void *body, size_t body_len,
                                  char out[LINQWH_LEGACY_SIG_SIZE]) LINQWH_API;
 
+/* A new signing secret as Linq issues them: "whsec_" + padded standard
+ * base64 of 32 random bytes, NUL-terminated (emulators, tests). */
+#define LINQWH_SECRET_SIZE 51
+linqwh_status linqwh_secret_generate(char out[LINQWH_SECRET_SIZE]) LINQWH_API;
+
 /* Fills buf with n cryptographically secure random bytes (OpenSSL RAND_bytes). */
 linqwh_status linqwh_random_bytes(void *buf, size_t n) LINQWH_API;
 

@@ -416,3 +416,21 @@ describe("audit fixes", function()
     assert.truthy(linq.verifier { secret = "whsec_" .. ("QUFB"):rep(341) .. "QQ==" })
   end)
 end)
+
+describe("core helpers", function()
+  local core = require "linqwebhooks.core"
+  it("base64_encode follows RFC 4648 (OpenSSL)", function()
+    for plain, enc in pairs { [""] = "", f = "Zg==", fo = "Zm8=", foo = "Zm9v", foob = "Zm9vYg==",
+                              fooba = "Zm9vYmE=", foobar = "Zm9vYmFy" } do
+      assert.are.equal(enc, core.base64_encode(plain))
+    end
+    assert.are.equal(4 * 2048, #core.base64_encode(string.rep("\255", 6144)))
+  end)
+  it("new_secret makes 32-byte whsec_ secrets a verifier accepts", function()
+    local a, b = core.new_secret(), core.new_secret()
+    assert.matches("^whsec_[%w+/]+=$", a)
+    assert.are.equal(50, #a)
+    assert.are_not.equal(a, b)
+    assert.truthy(linq.verifier { secret = a })
+  end)
+end)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include "lwh_lua.h"
 #include "../linqwebhooks.h"
 
@@ -611,6 +612,35 @@ static int lwh_l_random_bytes(lua_State *L)
     return 1;
 }
 
+/* new_secret() -> "whsec_..." (32 random bytes, as Linq issues them) */
+static int lwh_l_new_secret(lua_State *L)
+{
+    char out[LINQWH_SECRET_SIZE];
+    if (linqwh_secret_generate(out) != LINQWH_OK)
+        return luaL_error(L, "linqwebhooks: random generator failed");
+    lua_pushstring(L, out);
+    OPENSSL_cleanse(out, sizeof out);
+    return 1;
+}
+
+/* base64_encode(s) -> padded standard base64 of s (OpenSSL EVP_EncodeBlock) */
+static int lwh_l_base64_encode(lua_State *L)
+{
+    size_t len, off;
+    const char *s = luaL_checklstring(L, 1, &len);
+    luaL_Buffer b;
+    unsigned char chunk[4 * 1024 + 1];
+    luaL_buffinit(L, &b);
+    /* 3072 input bytes -> 4096 output chars per step */
+    for (off = 0; off < len; off += 3072) {
+        size_t n = len - off < 3072 ? len - off : 3072;
+        int w = EVP_EncodeBlock(chunk, (const unsigned char *)s + off, (int)n);
+        luaL_addlstring(&b, (const char *)chunk, (size_t)w);
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
 void lwh_verify_open(lua_State *L)
 {
     static const luaL_Reg fast_methods[] = {
@@ -638,6 +668,8 @@ void lwh_verify_open(lua_State *L)
         { "keyring", lwh_l_keyring },
         { "random_bytes", lwh_l_random_bytes },
         { "bind_verify", lwh_l_bind_verify },
+        { "new_secret", lwh_l_new_secret },
+        { "base64_encode", lwh_l_base64_encode },
         { NULL, NULL }
     };
     lwh_new_class(L, LWH_KEYRING, kr_methods, kr_meta, lwh_l_keyring_close);

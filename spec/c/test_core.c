@@ -253,6 +253,19 @@ static void run_api_checks(void)
           "max secrets");
     linqwh_keyring_free(kr);
     CHECK(linqwh_random_bytes(out, 16) == LINQWH_OK, "random");
+    {
+        char sec1[LINQWH_SECRET_SIZE], sec2[LINQWH_SECRET_SIZE];
+        const char *sp = sec1;
+        size_t sl;
+        CHECK(linqwh_secret_generate(sec1) == LINQWH_OK && linqwh_secret_generate(sec2) == LINQWH_OK,
+              "secret_generate");
+        sl = strlen(sec1);
+        CHECK(sl == 50 && strncmp(sec1, "whsec_", 6) == 0 && strcmp(sec1, sec2) != 0,
+              "generated secret shape %s", "");
+        CHECK(linqwh_keyring_new(&kr, &sp, &sl, 1, NULL, 0) == LINQWH_OK, "generated secret parses");
+        linqwh_keyring_free(kr);
+        CHECK(linqwh_secret_generate(NULL) == LINQWH_INVALID_ARGUMENT, "secret_generate NULL");
+    }
     CHECK(!strcmp(linqwh_version(), LINQWH_VERSION), "version");
     CHECK(!strcmp(linqwh_status_reason(LINQWH_TIMESTAMP_TOO_OLD), "timestamp_too_old"), "reason");
 }

@@ -52,28 +52,11 @@ function M.rfc3339(t, digits)
   return s .. "Z"
 end
 
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
---- Standard base64 with padding.
-function M.b64encode(s)
-  local out = {}
-  for i = 1, #s, 3 do
-    local a, b, c = s:byte(i, i + 2)
-    local n = a * 65536 + (b or 0) * 256 + (c or 0)
-    local c1 = floor(n / 262144) % 64
-    local c2 = floor(n / 4096) % 64
-    local c3 = floor(n / 64) % 64
-    local c4 = n % 64
-    out[#out + 1] = B64:sub(c1 + 1, c1 + 1) .. B64:sub(c2 + 1, c2 + 1)
-      .. (b and B64:sub(c3 + 1, c3 + 1) or "=") .. (c and B64:sub(c4 + 1, c4 + 1) or "=")
-  end
-  return table.concat(out)
-end
+--- Standard base64 with padding (OpenSSL, through the C core).
+M.b64encode = core.base64_encode
 
 --- A fresh signing secret: "whsec_" + base64 of 32 random bytes.
-function M.new_secret()
-  return "whsec_" .. M.b64encode(core.random_bytes(32))
-end
+M.new_secret = core.new_secret
 
 --- True for loopback host names / addresses (IPv4 127/8, ::1, localhost).
 function M.is_loopback_host(host)
