@@ -11,23 +11,10 @@ local KEY = "lk_emulator_test_key_42"
 
 -- Reads one HTTP request from a connected LuaSocket client.
 local function read_request(c)
-  local line = c:receive("*l")
+  local line, headers, body = require("support.util").read_request(c)
   if not line then
     return nil
   end
-  local headers = {}
-  while true do
-    local h = c:receive("*l")
-    if not h or h == "" then
-      break
-    end
-    local k, v = h:match("^([^:]+):%s*(.-)%s*$")
-    if k then
-      headers[k:lower()] = v
-    end
-  end
-  local n = tonumber(headers["content-length"] or "0") or 0
-  local body = n > 0 and c:receive(n) or ""
   return { line = line, headers = headers, body = body }
 end
 

@@ -16,15 +16,7 @@ end
 
 local NGINX = os.getenv("LINQWH_NGINX") or "/usr/sbin/nginx"
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = require("support.util").read_file
 
 -- A plain nginx (no modules) in `dir`, on a free loopback port; returns
 -- { port, stop() } or raises with the error log.

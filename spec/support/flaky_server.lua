@@ -25,6 +25,7 @@ local function sh_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
+-- (self-contained: this file also runs as a script in a child process)
 local function read_file(path)
   local f = io.open(path, "rb")
   if not f then

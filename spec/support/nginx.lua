@@ -39,25 +39,11 @@ local function file_exists(path)
   return false
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = require("support.util").read_file
 
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(s))
-  f:close()
-end
+local write_file = require("support.util").write_file
 
-local function sh_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local sh_quote = require("support.util").sh_quote
 
 -- os.execute returns true/0 depending on the Lua version.
 local function run(cmd)
@@ -127,12 +113,7 @@ local function ensure_jit_build()
 end
 
 --- A free TCP port on 127.0.0.1 (bind to port 0, read it, release it).
-function M.free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+M.free_port = require("support.util").free_port
 
 local function mktemp_dir()
   local p = io.popen("mktemp -d /tmp/linqwh-nginx.XXXXXX")

@@ -30,23 +30,7 @@ function M.serve(record_path, statuses, delay, parent_pid)
     local c = server:accept()
     if c then
       c:settimeout(5)
-      local line = c:receive("*l")
-      local headers = {}
-      while line do
-        local h = c:receive("*l")
-        if not h or h == "" then
-          break
-        end
-        local k, v = h:match("^([^:]+):%s*(.-)%s*$")
-        if k then
-          headers[k:lower()] = v
-        end
-      end
-      local body = ""
-      local len = tonumber(headers["content-length"] or "0") or 0
-      if line and len > 0 then
-        body = c:receive(len) or ""
-      end
+      local line, headers, body = require("support.util").read_request(c)
       if line then
         n = n + 1
         local status = statuses[n] or statuses[#statuses] or 200
