@@ -1,4 +1,4 @@
---- Benchmark: the dispatch path for the 1.4 KB message.received sample
+--- Benchmark: the dispatch path for the 1162-byte message.received sample
 -- (bench/message_received.json, linq-api.md 3.7 (1)), in ns/op, same run:
 --   v:verify            HMAC verification alone
 --   cjson.decode        lua-cjson decoding the same body (comparison only;

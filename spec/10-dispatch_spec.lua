@@ -558,3 +558,24 @@ describe("hooks:off name checks", function()
     assert.equal(loose, loose:off("custom.thing"))
   end)
 end)
+
+describe("a dedupe store that raises", function()
+  it("never leaves a claim behind when commit raises", function()
+    local mem = linq.store.memory{ clock = function() return NOW end }
+    local store = {
+      claim = function(_, k) return mem:claim(k) end,
+      commit = function() error("disk full") end,
+      release = function(_, k) return mem:release(k) end,
+    }
+    local hooks = new_hooks { dedupe = store }
+    local runs = 0
+    hooks:on("message.received", function() runs = runs + 1 end)
+    local body, headers = delivery("message.received", "evt_store_raise")
+    local res = hooks:handle(body, headers)
+    assert.equal(200, res.status)
+    assert.matches("disk full", tostring(res.err))
+    assert.is_nil(mem:state("evt_store_raise"))   -- released, not stuck "in_flight"
+    assert.equal(200, hooks:handle(body, headers).status)
+    assert.equal(2, runs)
+  end)
+end)

@@ -172,6 +172,14 @@ describe("client against the emulator", function()
     assert.is_true(a:delete())
   end)
 
+  it("percent-encodes dot-segment ids so they stay ids", function()
+    for _, id in ipairs { ".", ".." } do
+      local sub, err = client.webhook_subscriptions:retrieve(id)
+      assert.is_nil(sub)
+      assert.equal("NotFoundError", err.name)
+    end
+  end)
+
   it("maps server-side validation failures to BadRequestError", function()
     -- an unknown (but well-formed) event type passes client-side checks
     local sub, err = client.webhook_subscriptions:create{ target_url = "https://example.com/bad-ev",

@@ -386,3 +386,19 @@ describe("review and audit fixes", function()
     assert.is_true(socket.gettime() - t0 < 5)
   end)
 end)
+
+describe("retry jitter", function()
+  it("comes from the CSPRNG and stays within 25 % below the backoff", function()
+    local retry = require "linqwebhooks.retry"
+    local seen = {}
+    for _ = 1, 50 do
+      local d = retry.backoff(0)
+      assert.is_true(d > 0.375 - 1e-9 and d <= 0.5)
+      seen[d] = true
+    end
+    local n = 0
+    for _ in pairs(seen) do n = n + 1 end
+    assert.is_true(n > 40)
+    assert.are.equal(8, retry.backoff(10, function() return 0 end))   -- capped at 8 s
+  end)
+end)

@@ -204,6 +204,9 @@ local function escape_char(c)
 end
 
 local function escape_id(id)
+  if id == "." or id == ".." then
+    return (id:gsub("%.", "%%2E")) -- dot segments would be removed from the path
+  end
   if not id:find("[^%w%-%._~]") then
     return id
   end

@@ -9,6 +9,8 @@
 --   subscription. A connection that failed before anything was sent is retried.
 -- * Delay: `retry-after-ms`, else `Retry-After` (seconds or HTTP-date), capped
 --   at 60 s; else min(0.5 * 2^n, 8) s minus up to 25 % jitter (n = retries so far).
+local core = require "linqwebhooks.core"
+
 local M = {}
 
 M.MAX_SERVER_WAIT = 60
@@ -73,13 +75,21 @@ function M.server_wait(headers, now)
   return v
 end
 
+-- A uniform number in [0, 1) from OpenSSL's CSPRNG: never the same sequence
+-- in two processes (LuaJIT's math.random is unseeded, so every process
+-- would otherwise retry at the same moments).
+local function uniform()
+  local a, b, c = core.random_bytes(3):byte(1, 3)
+  return ((a * 256 + b) * 256 + c) / 16777216
+end
+
 --- Exponential backoff with up to 25 % jitter; `n` = retries already taken.
 function M.backoff(n, random)
   local d = 0.5 * 2 ^ n
   if d > 8 then
     d = 8
   end
-  return d * (1 - (random or math.random)() * 0.25)
+  return d * (1 - (random or uniform)() * 0.25)
 end
 
 --- Should an HTTP response be retried? `idempotent` is false for create.

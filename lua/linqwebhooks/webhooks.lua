@@ -379,12 +379,19 @@ local function complete(self, ev)
   local herr = dispatch(self, ev)
   if herr then
     if store then
-      store:release(ev.id)
+      pcall(store.release, store, ev.id) -- a failing store must not hide the 500
     end
     return { status = 500, body = "handler failed", event = ev, err = herr, duplicate = false }
   end
   if store then
-    local committed, cerr = store:commit(ev.id)
+    local pok, committed, cerr = pcall(store.commit, store, ev.id)
+    if not pok then
+      -- a store that raises: release the claim so Linq's retry is not stuck
+      -- on 503 until the lease ends
+      cerr = committed
+      committed = nil
+      pcall(store.release, store, ev.id)
+    end
     if not committed then
       -- handled; a retry may dispatch again (at-least-once)
       return { status = 200, body = "ok", event = ev, duplicate = false,

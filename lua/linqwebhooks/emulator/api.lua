@@ -283,11 +283,16 @@ local function later_than(prev)
   local now = util.rfc3339(util.now())
   if prev and now <= prev then
     -- Same microsecond (or a clock step back): still move forward.
+    -- (bounded: an updated_at far ahead of this clock, e.g. from a state
+    -- file written on another machine, is not waited out)
     local t = util.now()
-    repeat
+    for _ = 1, 1000 do
       t = t + 0.000001
-      now = util.rfc3339(t)
-    until now > prev
+      local cand = util.rfc3339(t)
+      if cand > prev then
+        return cand
+      end
+    end
   end
   return now
 end

@@ -157,16 +157,41 @@ end
 
 --- A slot for a new key: an expired or evicted one from the cold end, a
 -- freed one, or a new one.
+local ROTATE = 4 -- live claims moved away from the tail per insertion, at most
+
+local function live_claim(e, i, t)
+  local b = 5 * i
+  return e[b + STATE] == "in_flight" and e[b + EXP] > t
+end
+
 local function new_slot(self, t)
   local e = self._e
   local tail = e[PREV]
-  if tail ~= 0 and (e[5 * tail + EXP] <= t or self._n >= self._max) then
+  -- A full store never evicts a claim whose handlers are still running (a
+  -- concurrent duplicate would then dispatch twice): such entries move to
+  -- the front, a few per insertion; if the tail is still a live claim the
+  -- store grows past max by the claims in flight.
+  local full = self._n >= self._max
+  if full then
+    for _ = 1, ROTATE do
+      if tail == 0 or not live_claim(e, tail, t) then
+        break
+      end
+      unlink(e, 5 * tail)
+      push_front(e, tail)
+      tail = e[PREV]
+    end
+  end
+  if tail ~= 0 and (e[5 * tail + EXP] <= t or (full and not live_claim(e, tail, t))) then
     -- reuse the least recently used slot: it expired, or the store is full
     drop(self, tail)
-    -- and drop one more expired entry if there is one (amortised O(1))
+    -- then drop expired entries from the cold end, and entries over max left
+    -- by claims that have ended (each entry goes once: amortised O(1))
     local tail2 = e[PREV]
-    if tail2 ~= 0 and e[5 * tail2 + EXP] <= t then
+    while tail2 ~= 0 and (e[5 * tail2 + EXP] <= t
+        or (self._n >= self._max and not live_claim(e, tail2, t))) do
       remove(self, tail2)
+      tail2 = e[PREV]
     end
     return tail
   end

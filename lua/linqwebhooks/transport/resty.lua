@@ -228,7 +228,7 @@ function Transport:request(method, url, headers, body)
   local ok, err = sock:connect(host, port, { pool = pool, pool_size = self._ka_pool })
   if not ok then
     local kind, msg = io_error("connect to " .. host .. ":" .. port, err)
-    return fail(sock, kind, msg)
+    return fail(sock, kind, msg, "not_sent") -- nothing of the request left
   end
   local fresh = sock:getreusedtimes() == 0
   if scheme == "https" and fresh then
@@ -237,7 +237,9 @@ function Transport:request(method, url, headers, body)
     local ok2, herr = sock:sslhandshake(false, host, true)
     if not ok2 then
       local kind, msg = io_error("TLS handshake with " .. host, herr)
-      return fail(sock, kind, msg)
+      local cert = type(herr) == "string" and (herr:find("certificate", 1, true)
+        or herr:find("verif", 1, true))
+      return fail(sock, kind, msg, cert and "tls" or "not_sent")
     end
   end
 
