@@ -2,7 +2,7 @@
 -- single-byte change fails, and verify never raises on header garbage.
 local linq = require "linqwebhooks"
 local core = require "linqwebhooks.core"
-local b64 = require "spec.support.b64"
+local b64 = core.base64_encode
 
 local CASES = os.getenv("LINQWH_VALGRIND") and 15 or 150
 

@@ -24,19 +24,6 @@ void lwh_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
     lua_pop(L, nup);
 }
 
-void *lwh_testudata(lua_State *L, int idx, const char *tname)
-{
-    void *p = lua_touserdata(L, idx);
-    if (p != NULL && lua_getmetatable(L, idx)) {
-        luaL_getmetatable(L, tname);
-        if (!lua_rawequal(L, -1, -2))
-            p = NULL;
-        lua_pop(L, 2);
-        return p;
-    }
-    return NULL;
-}
-
 void lwh_setmetatable(lua_State *L, const char *tname)
 {
     luaL_getmetatable(L, tname);

@@ -18,13 +18,11 @@
 
 #if LUA_VERSION_NUM < 502
 LWH_HIDDEN void lwh_setfuncs(lua_State *L, const luaL_Reg *l, int nup);
-LWH_HIDDEN void *lwh_testudata(lua_State *L, int idx, const char *tname);
 LWH_HIDDEN void lwh_setmetatable(lua_State *L, const char *tname);
 #define lwh_rawlen(L, i) lua_objlen((L), (i))
 #define lwh_newuserdata(L, sz) lua_newuserdata((L), (sz))
 #else
 #define lwh_setfuncs luaL_setfuncs
-#define lwh_testudata luaL_testudata
 #define lwh_setmetatable luaL_setmetatable
 #define lwh_rawlen(L, i) lua_rawlen((L), (i))
 #if LUA_VERSION_NUM >= 504

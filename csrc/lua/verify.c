@@ -25,7 +25,8 @@ typedef struct {
 static const char *const lwh_scheme_names[] = { "auto", "standard", "legacy", NULL };
 
 /*
- * The hot methods (verify, verify_file, stream) are closures with upvalues:
+ * The methods verify_file and stream (and, bound per verifier, verify: see
+ * lwh_l_bind_verify) are closures with upvalues:
  * 1 = the keyring metatable, 2.. = interned result keys and values, so the
  * hot path does no string lookups by C name.
  */
@@ -318,24 +319,6 @@ static const char *lwh_read_call(lua_State *L, int idx, linqwh_headers *h, linqw
     lwh_read_opts(L, idx + 1, o);
     lwh_read_headers(L, idx, h, &rd);
     return lwh_header_error(&rd, o->scheme);
-}
-
-/* kr:verify(body, headers, scheme, now, tolerance) */
-static int lwh_l_verify(lua_State *L)
-{
-    linqwh_keyring *kr = lwh_fast_keyring(L);
-    size_t blen;
-    const char *body = luaL_checklstring(L, 2, &blen);
-    linqwh_headers h;
-    linqwh_verify_opts o;
-    linqwh_result r;
-    const char *herr;
-    linqwh_status st;
-
-    if ((herr = lwh_read_call(L, 3, &h, &o)) != NULL)
-        return lwh_push_header_error(L, herr);
-    st = linqwh_verify(kr, &h, body, blen, &o, &r);
-    return lwh_push_result(L, st, &r, &h);
 }
 
 /* kr:verify_file(path, headers, scheme, now, tolerance) */
@@ -644,7 +627,6 @@ static int lwh_l_base64_encode(lua_State *L)
 void lwh_verify_open(lua_State *L)
 {
     static const luaL_Reg fast_methods[] = {
-        { "verify", lwh_l_verify },
         { "verify_file", lwh_l_verify_file },
         { "stream", lwh_l_stream },
         { NULL, NULL }

@@ -157,13 +157,7 @@ local function check_target_url(url, allow_http)
   return "target_url must be an https URL"
 end
 
-local function is_array(t)
-  local n = 0
-  for _ in pairs(t) do
-    n = n + 1
-  end
-  return n == #t
-end
+local is_array = options.is_list
 
 local function check_events(v)
   if not is_array(v) or #v == 0 then

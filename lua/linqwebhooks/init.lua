@@ -31,8 +31,7 @@ function verifier.Verifier:unwrap(body, headers)
   if not info then
     return nil, err
   end
-  return event.decode(body, { id = info.id, timestamp = info.timestamp, scheme = info.scheme,
-                              key_index = info.key_index })
+  return event.decode(body, info) -- the verification result is the delivery info
 end
 
 -- Parts loaded on first use (each lives in its own module).

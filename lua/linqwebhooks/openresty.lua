@@ -25,12 +25,10 @@
 --   e.g. the client). A handler failure then can no longer make Linq retry:
 --   it goes to hooks:on_error and the nginx error log (ngx.ERR). If the timer
 --   cannot be created (lua_max_pending_timers reached) the delivery is
---   handled inline instead. With a dispatcher offering
---   `hooks:prepare(body, headers, info) -> res, run`, de-duplication happens
---   before the answer; otherwise it happens in the timer (a duplicate is
---   still dispatched once, and answered 200).
+--   handled inline instead. Verification and de-duplication happen before
+--   the answer (hooks:prepare), so forgeries still get 401 and a copy still
+--   in flight 503.
 local options = require "linqwebhooks.options"
-local event = require "linqwebhooks.event"
 
 local M = {}
 
@@ -119,15 +117,10 @@ local function verify_spilled(hooks, path, headers)
 end
 
 -- Timer callback for quick_ack: runs the deferred part, reports failures.
-local function deferred(premature, job, hooks, body, headers)
+local function deferred(premature, run)
   local ngx = rawget(_G, "ngx")
   local _ = premature -- on shutdown the delivery was acknowledged already: still handle it
-  local ok, res = pcall(function()
-    if job then
-      return job()
-    end
-    return hooks:handle(body, headers)
-  end)
+  local ok, res = pcall(run)
   if not ok then
     ngx.log(ngx.ERR, "linqwebhooks: quick_ack dispatch raised: ", tostring(res))
     return
@@ -139,46 +132,23 @@ local function deferred(premature, job, hooks, body, headers)
   end
 end
 
---- Quick acknowledgement: verify + decode (+ claim with hooks:prepare),
--- answer, and run the handlers in a timer.
-local function quick(ngx, hooks, body, info, headers)
-  if hooks.prepare then
-    local res, run = hooks:prepare(body, headers, info)
-    if not run then
-      return res
-    end
-    local ok = ngx.timer.at(0, deferred, run, hooks, body, headers)
-    if not ok then
-      return run()
-    end
+--- Verify (unless `info` came from the spilled file), decode and claim with
+-- hooks:prepare; dispatch now, or for quick_ack in a timer after answering.
+local function dispatch(ngx, hooks, body, info, headers, quick_ack)
+  local res, run = hooks:prepare(body, headers, info)
+  if not run then
     return res
   end
-  -- Dispatcher without prepare: check the signature and envelope now (so a
-  -- forgery or garbage is answered 401/400), de-duplicate in the timer.
-  if not info then
-    local verr
-    info, verr = hooks:verifier():verify(body, headers)
-    if not info then
-      return verification_failed(verr)
-    end
+  if quick_ack and ngx.timer.at(0, deferred, run) then
+    return res
   end
-  local ev, derr = event.decode(body, { id = info.id, timestamp = info.timestamp,
-                                        scheme = info.scheme, key_index = info.key_index })
-  if not ev then
-    return { status = 400, body = "invalid event: " .. tostring(derr.reason), err = derr,
-             duplicate = false }
-  end
-  local ok = ngx.timer.at(0, deferred, nil, hooks, body, headers)
-  if not ok then
-    return hooks:handle(body, headers)
-  end
-  return { status = 200, body = "accepted", event = ev, duplicate = false }
+  return run() -- not quick_ack, or no timer could be created: handle inline
 end
 
 --- openresty.serve(hooks, opts) -> res
 function M.serve(hooks, opts)
   local ngx = ngx_api()
-  if type(hooks) ~= "table" or type(hooks.handle) ~= "function" then
+  if type(hooks) ~= "table" or type(hooks.prepare) ~= "function" then
     error("openresty.serve: argument 'hooks' must be a dispatcher (linq.webhooks{...}), got "
       .. type(hooks), 2)
   end
@@ -212,18 +182,7 @@ function M.serve(hooks, opts)
     end
   end
   if not res then
-    if quick_ack then
-      res = quick(ngx, hooks, body, info, headers)
-    elseif info and hooks.prepare then
-      -- already verified from the file: skip a second pass over the body
-      local run
-      res, run = hooks:prepare(body, headers, info)
-      if run then
-        res = run()
-      end
-    else
-      res = hooks:handle(body, headers)
-    end
+    res = dispatch(ngx, hooks, body, info, headers, quick_ack)
   end
   log_result(ngx, res, "linqwebhooks: delivery answered ")
   respond(ngx, res.status, res.body)

@@ -62,6 +62,18 @@ function M.check(what, opts, schema, level)
   return opts
 end
 
+--- True when `t` is a table whose keys are exactly 1..#t (a Lua list).
+function M.is_list(t)
+  if type(t) ~= "table" then
+    return false
+  end
+  local n = 0
+  for _ in pairs(t) do
+    n = n + 1
+  end
+  return n == #t
+end
+
 --- Checks shared by the transports' option schemas.
 function M.positive_seconds(v)
   if v > 0 and v < 2147483 then

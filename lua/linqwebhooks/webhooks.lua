@@ -345,8 +345,7 @@ local function admit(self, body, headers, info)
                err = verr, duplicate = false }
     end
   end
-  local ev, derr = event.decode(body, { id = info.id, timestamp = info.timestamp,
-                                        scheme = info.scheme, key_index = info.key_index })
+  local ev, derr = event.decode(body, info) -- the verification result is the delivery info
   if not ev then
     return { status = 400, body = "invalid event: " .. tostring(derr.reason),
              err = derr, duplicate = false }

@@ -13,16 +13,7 @@ local M = {}
 
 local FORMAT = 1
 
-local function is_list(t)
-  if type(t) ~= "table" then
-    return false
-  end
-  local n = 0
-  for _ in pairs(t) do
-    n = n + 1
-  end
-  return n == #t
-end
+local is_list = require("linqwebhooks.options").is_list
 
 local function copy_list(t)
   local out = {}
