@@ -183,8 +183,9 @@ embed: $(EMBED)
 emulator: $(SO54)
 	$(ENV54) $(LUA54) examples/emulator.lua
 
+# Both rockspecs (scm and the release), from the files that exist.
 rockspec:
-	$(LUA54) bench/gen_rockspec.lua > linqwebhooks-scm-1.rockspec
+	$(LUA54) tools/gen_rockspec.lua
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -Icsrc csrc
