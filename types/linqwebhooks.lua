@@ -1,0 +1,347 @@
+---@meta linqwebhooks
+-- LuaLS (lua-language-server) stubs for `require "linqwebhooks"`: types only,
+-- never loaded at run time. Add this directory to your editor's
+-- `workspace.library` (see types/README.md). Reference: docs/*.md.
+
+---@alias linqwebhooks.Scheme "auto"|"standard"|"legacy"
+---@alias linqwebhooks.Headers table<string, string|string[]> request headers; names match case-insensitively
+
+---Options of `linq.verifier{}`, `linq.verify` and (verification part) `linq.webhooks{}`.
+---Strict: an unknown key raises.
+---@class linqwebhooks.VerifierOptions
+---@field secret? string `whsec_` + base64 key: the subscription's `signing_secret`
+---@field secrets? string[] up to 16 secrets (a rotation keyring), instead of `secret`
+---@field tolerance? integer|false seconds, both ways, inclusive (default 300); false disables
+---@field scheme? linqwebhooks.Scheme default "auto"
+---@field clock? fun(): number the current time in seconds (default os.time)
+
+---What a successful verification returns (also `event.delivery`).
+---@class linqwebhooks.VerifyInfo
+---@field scheme "standard"|"legacy"
+---@field key_index integer 1-based index of the secret that matched
+---@field id? string the `webhook-id` (Standard scheme only)
+---@field timestamp integer the signed timestamp
+
+---An error object: returned as the second value of runtime failures.
+---`tostring(err)` is `"linqwebhooks: <reason or name>: <message>"`; never holds secrets.
+---@class linqwebhooks.Error
+---@field kind "verification"|"io"|"handler"|"api"|"connection"|"timeout"|"invalid_request"|string
+---@field reason? "missing_headers"|"invalid_headers"|"invalid_timestamp"|"timestamp_too_old"|"timestamp_too_new"|"no_matching_signature"|"invalid_json"|"io_error"|"handler_failed"|string
+---@field message string
+---@field cause? any handler errors: the raised value
+---@field traceback? string handler errors
+---@field name? string API errors: `NotFoundError`, `RateLimitError`, ...
+---@field status? integer API errors: the HTTP status
+---@field code? integer API errors: Linq's numeric error code
+---@field trace_id? string
+---@field doc_url? string
+---@field retry_after? number seconds
+---@field attempts? integer how many requests were made
+
+---A verifier: keys pre-keyed in C. See docs/verifier.md.
+---@class linqwebhooks.Verifier
+local Verifier = {}
+
+---Verifies a delivery: the raw body exactly as received and the request headers.
+---@param body string
+---@param headers linqwebhooks.Headers
+---@return linqwebhooks.VerifyInfo|nil info
+---@return linqwebhooks.Error|nil err
+function Verifier:verify(body, headers) end
+
+---Verifies, then decodes the signed JSON envelope into an event.
+---@param body string
+---@param headers linqwebhooks.Headers
+---@return linqwebhooks.Event|nil event
+---@return linqwebhooks.Error|nil err `reason == "invalid_json"` for a signed body that is not a Linq event
+function Verifier:unwrap(body, headers) end
+
+---Verifies a body stored in a file (read in 64 KiB chunks).
+---@param path string
+---@param headers linqwebhooks.Headers
+---@return linqwebhooks.VerifyInfo|nil info
+---@return linqwebhooks.Error|nil err
+function Verifier:verify_file(path, headers) end
+
+---Incremental verification for bodies that arrive in pieces.
+---@param headers linqwebhooks.Headers
+---@return linqwebhooks.VerifyStream|nil stream
+---@return linqwebhooks.Error|nil err
+function Verifier:stream(headers) end
+
+---Wipes the key material now (idempotent; also at garbage collection).
+function Verifier:close() end
+
+---@class linqwebhooks.VerifyStream
+local VerifyStream = {}
+---@param chunk string
+---@return linqwebhooks.VerifyStream self
+function VerifyStream:update(chunk) end
+---@return linqwebhooks.VerifyInfo|nil info
+---@return linqwebhooks.Error|nil err
+function VerifyStream:finish() end
+function VerifyStream:close() end
+
+---A verified Linq event. See docs/dispatcher.md#event-helpers.
+---@class linqwebhooks.Event
+---@field type string `event_type` from the signed body
+---@field id string `event_id` from the signed body
+---@field created_at? string
+---@field api_version? string
+---@field webhook_version? string "2025-01-01" or "2026-02-03"
+---@field trace_id? string
+---@field partner_id? string
+---@field data table the decoded payload (JSON null is `linq.null`)
+---@field raw string the raw body
+---@field delivery linqwebhooks.VerifyInfo
+local Event = {}
+---@return string|nil
+function Event:chat_id() end
+---@return string|nil
+function Event:message_id() end
+---@return string|nil text the text parts joined with "\n"
+function Event:text() end
+---@return table[]|nil
+function Event:parts() end
+---@return string|nil handle phone number or email
+function Event:sender() end
+---@return boolean|nil
+function Event:is_inbound() end
+---@return "iMessage"|"SMS"|"RCS"|nil
+function Event:service() end
+
+---Options of `linq.webhooks{}` (the verifier's options plus these).
+---@class linqwebhooks.HooksOptions: linqwebhooks.VerifierOptions
+---@field dedupe? linqwebhooks.Store|boolean default a `linq.store.memory{}`; false disables
+---@field strict? boolean default true: registering an unknown exact event type raises
+
+---What `hooks:handle` returns: answer Linq with `status` and `body`.
+---@class linqwebhooks.HandleResult
+---@field status 200|400|401|500|503|integer
+---@field body string
+---@field event? linqwebhooks.Event
+---@field err? linqwebhooks.Error
+---@field duplicate? boolean
+
+---The dispatcher. See docs/dispatcher.md.
+---@class linqwebhooks.Hooks
+local Hooks = {}
+---@param name string exact type, "prefix.*" or "*"
+---@param fn fun(event: linqwebhooks.Event)
+---@return linqwebhooks.Hooks self
+function Hooks:on(name, fn) end
+---@param name string
+---@param fn fun(event: linqwebhooks.Event)
+---@return linqwebhooks.Hooks self
+function Hooks:once(name, fn) end
+---@param name string
+---@param fn? fun(event: linqwebhooks.Event) nil removes every handler of `name`
+---@return linqwebhooks.Hooks self
+function Hooks:off(name, fn) end
+---@param fn fun(err: linqwebhooks.Error, event: linqwebhooks.Event|nil)
+---@return linqwebhooks.Hooks self
+function Hooks:on_error(fn) end
+---Verifies, de-duplicates, decodes and dispatches one delivery.
+---@param body string
+---@param headers linqwebhooks.Headers
+---@return linqwebhooks.HandleResult
+function Hooks:handle(body, headers) end
+---The first half of `handle`: `run` (when not nil) must be called exactly once.
+---@param body string
+---@param headers linqwebhooks.Headers
+---@param info? linqwebhooks.VerifyInfo skip verification: the body was verified already
+---@return linqwebhooks.HandleResult res
+---@return (fun(): linqwebhooks.HandleResult)|nil run
+function Hooks:prepare(body, headers, info) end
+---@return linqwebhooks.Verifier
+function Hooks:verifier() end
+---@return linqwebhooks.Store|nil
+function Hooks:store() end
+
+---The de-duplication store interface (docs/stores.md); any object with these methods.
+---@class linqwebhooks.Store
+local Store = {}
+---@param key string
+---@return boolean|nil claimed true: absent, now in flight; false: see the second value
+---@return "seen"|"in_flight"|string|nil state_or_err
+function Store:claim(key) end
+---@param key string
+---@return true|nil ok
+---@return string|nil err
+function Store:commit(key) end
+---@param key string
+---@return true|nil ok
+---@return string|nil err
+function Store:release(key) end
+
+---`linq.store.memory{}`: a bounded LRU with expiry, per process.
+---@class linqwebhooks.MemoryStore: linqwebhooks.Store
+local MemoryStore = {}
+---@param key string
+---@return "seen"|"in_flight"|nil
+function MemoryStore:state(key) end
+---@return integer
+function MemoryStore:size() end
+function MemoryStore:clear() end
+
+---`linq.store.shdict(ngx.shared.NAME, opts)`: shared by all nginx workers.
+---@class linqwebhooks.ShdictStore: linqwebhooks.Store
+local ShdictStore = {}
+---@param key string
+---@return "seen"|"in_flight"|nil
+function ShdictStore:state(key) end
+
+---@class linqwebhooks.MemoryStoreOptions
+---@field max? integer default 10000 entries
+---@field ttl? number seconds a handled id is remembered (default 600)
+---@field lease? number seconds an in-flight claim lasts (default 60)
+---@field clock? fun(): number
+
+---@class linqwebhooks.ShdictStoreOptions
+---@field ttl? number default 1800
+---@field lease? number default 60
+---@field prefix? string default "linqwh:"
+
+---Options of `linq.client{}` (strict). See docs/client.md.
+---@class linqwebhooks.ClientOptions
+---@field api_key? string default `LINQ_API_V3_API_KEY`
+---@field base_url? string default `LINQ_API_V3_BASE_URL`, else https://api.linqapp.com/api/partner
+---@field timeout? number seconds per attempt (60)
+---@field connect_timeout? number seconds (10)
+---@field max_retries? integer 0 to 10 (2)
+---@field ca_file? string PEM file of CAs to trust
+---@field headers? table<string, string>
+---@field user_agent? string
+---@field allow_http_targets? boolean
+---@field max_body? integer bytes (8 MiB)
+---@field transport? "curl"|"resty"|table
+
+---@class linqwebhooks.SubscriptionParams
+---@field target_url? string
+---@field subscribed_events? string[]
+---@field phone_numbers? string[]|userdata an array, or `linq.null` to remove the filter
+---@field is_active? boolean
+
+---A webhook subscription (docs/client.md). `tostring(sub)` never shows the secret.
+---@class linqwebhooks.Subscription
+---@field id string
+---@field target_url string
+---@field subscribed_events string[]
+---@field is_active boolean
+---@field created_at string
+---@field updated_at string
+---@field phone_numbers? string[]
+---@field signing_secret? string only on the object returned by `create`
+local Subscription = {}
+---@param params linqwebhooks.SubscriptionParams
+---@return linqwebhooks.Subscription|nil self
+---@return linqwebhooks.Error|nil err
+function Subscription:update(params) end
+---@return linqwebhooks.Subscription|nil self
+---@return linqwebhooks.Error|nil err
+function Subscription:activate() end
+---@return linqwebhooks.Subscription|nil self
+---@return linqwebhooks.Error|nil err
+function Subscription:deactivate() end
+---@return linqwebhooks.Subscription|nil self
+---@return linqwebhooks.Error|nil err
+function Subscription:refresh() end
+---@return true|nil ok
+---@return linqwebhooks.Error|nil err
+function Subscription:delete() end
+---@param event_type string
+---@return boolean
+function Subscription:subscribes_to(event_type) end
+
+---`client.webhook_subscriptions`
+---@class linqwebhooks.SubscriptionsResource
+local Subscriptions = {}
+---@param params linqwebhooks.SubscriptionParams target_url and subscribed_events required
+---@return linqwebhooks.Subscription|nil sub with `signing_secret`
+---@return linqwebhooks.Error|nil err
+function Subscriptions:create(params) end
+---@return linqwebhooks.Subscription[]|nil subs
+---@return linqwebhooks.Error|nil err
+function Subscriptions:list() end
+---@param id string
+---@return linqwebhooks.Subscription|nil sub
+---@return linqwebhooks.Error|nil err
+function Subscriptions:retrieve(id) end
+---@param id string
+---@param params linqwebhooks.SubscriptionParams
+---@return linqwebhooks.Subscription|nil sub
+---@return linqwebhooks.Error|nil err
+function Subscriptions:update(id, params) end
+---@param id string
+---@return true|nil ok
+---@return linqwebhooks.Error|nil err
+function Subscriptions:delete(id) end
+
+---`client.webhook_events`
+---@class linqwebhooks.EventsResource
+local Events = {}
+---@return { events: string[], doc_url: string }|nil res
+---@return linqwebhooks.Error|nil err
+function Events:list() end
+
+---The API client (docs/client.md).
+---@class linqwebhooks.Client
+---@field webhook_subscriptions linqwebhooks.SubscriptionsResource
+---@field webhook_events linqwebhooks.EventsResource
+local Client = {}
+---Frees the connection (idempotent); using a closed client raises.
+function Client:close() end
+
+---@class linqwebhooks.SignOptions
+---@field secret? string
+---@field secrets? string[]
+---@field body string
+---@field id? string default a random `msg_...`
+---@field timestamp? integer default os.time()
+---@field scheme? "standard"|"legacy"|"both"
+
+---@class linqwebhooks
+---@field VERSION string
+---@field null userdata JSON null (e.g. `phone_numbers = linq.null`)
+---@field EVENT_TYPES string[] every documented event type
+---@field errors table the error constructors (linqwebhooks.errors)
+local linq = {}
+
+---@param opts linqwebhooks.VerifierOptions
+---@return linqwebhooks.Verifier
+function linq.verifier(opts) end
+
+---One-shot `linq.verifier(opts):verify(body, headers)`.
+---@param secret_or_secrets string|string[]
+---@param body string
+---@param headers linqwebhooks.Headers
+---@param opts? linqwebhooks.VerifierOptions
+---@return linqwebhooks.VerifyInfo|nil info
+---@return linqwebhooks.Error|nil err
+function linq.verify(secret_or_secrets, body, headers, opts) end
+
+---Signs a body the way Linq does (tests, emulators, senders).
+---@param opts linqwebhooks.SignOptions
+---@return table<string, string> headers
+function linq.sign(opts) end
+
+---@param opts linqwebhooks.HooksOptions
+---@return linqwebhooks.Hooks
+function linq.webhooks(opts) end
+
+---@param opts? linqwebhooks.ClientOptions
+---@return linqwebhooks.Client
+function linq.client(opts) end
+
+linq.store = {}
+
+---@param opts? linqwebhooks.MemoryStoreOptions
+---@return linqwebhooks.MemoryStore
+function linq.store.memory(opts) end
+
+---@param dict table `ngx.shared.NAME`
+---@param opts? linqwebhooks.ShdictStoreOptions
+---@return linqwebhooks.ShdictStore
+function linq.store.shdict(dict, opts) end
+
+return linq
