@@ -187,8 +187,13 @@ emulator: $(SO54)
 rockspec:
 	$(LUA54) tools/gen_rockspec.lua
 
+# luacheck (.luacheckrc) on the Lua code, cppcheck on the C code.
+LINT_LUA = lua spec bench examples tools
 lint:
-	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -Icsrc csrc
+	@rc=0; \
+	luacheck -q $(LINT_LUA) || rc=1; \
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -Icsrc csrc || rc=1; \
+	exit $$rc
 
 clean:
 	rm -rf build

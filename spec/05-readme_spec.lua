@@ -24,7 +24,9 @@
 -- Any other word after lua/nginx/c fails the spec, so a typo cannot turn a
 -- checked block into an unchecked one. Relative links to files (README.md ->
 -- docs/x.md, docs/x.md -> y.md#anchor) must point at files that exist.
--- New pages in docs/ are picked up by themselves.
+-- New pages in docs/ are picked up by themselves; README.md must link each.
+-- Also checked here: the committed rockspecs are what tools/gen_rockspec.lua
+-- generates from the tree (after adding a module: `make rockspec`).
 local child = require "support.child"
 
 local function read(path)
@@ -229,3 +231,15 @@ for _, page in ipairs(pages) do
     end
   end)
 end
+
+describe("the rockspecs", function()
+  for _, kind in ipairs({ "scm", "release" }) do
+    it("(" .. kind .. ") are what tools/gen_rockspec.lua generates (else: make rockspec)", function()
+      local p = assert(io.popen(child.interpreter .. " tools/gen_rockspec.lua --stdout " .. kind .. " 2>/dev/null"))
+      local want = p:read("*a")
+      p:close()
+      local version = assert(want:match('\nversion = "([^"]+)"'))
+      assert.are.equal(want, read("linqwebhooks-" .. version .. ".rockspec"))
+    end)
+  end
+end)

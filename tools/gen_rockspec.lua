@@ -40,7 +40,8 @@ local LIBRARIES = {
   { include = "^openssl/", lib = "crypto", ext = "OPENSSL",
     spec = '{ header = "openssl/evp.h", library = "crypto" }', incdirs = { "$(OPENSSL_INCDIR)" } },
   { include = "cJSON%.h$", lib = "cjson", ext = "CJSON",
-    spec = '{ header = "cjson/cJSON.h", library = "cjson" }', incdirs = { "$(CJSON_INCDIR)/cjson", "$(CJSON_INCDIR)" } },
+    spec = '{ header = "cjson/cJSON.h", library = "cjson" }',
+    incdirs = { "$(CJSON_INCDIR)/cjson", "$(CJSON_INCDIR)" } },
   -- Debian: curl.h is under the multiarch include dir, so only the library is looked up
   { include = "^curl/", lib = "curl", ext = "CURL", spec = '{ library = "curl" }', incdirs = {} },
   { include = "^hiredis/", lib = "hiredis", ext = "HIREDIS",
