@@ -22,7 +22,7 @@ local function encode(v)
   elseif t == "string" or t == "boolean" then
     return (assert(json.encode(v)))
   elseif t == "number" then
-    if math.type(v) == "integer" then
+    if (math.type and math.type(v) == "integer") or (not math.type and v == math.floor(v) and v < 2^53 and v > -2^53) then
       return string.format("%d", v)
     end
     return (assert(json.encode(v)))
