@@ -131,7 +131,8 @@ describe("Prism contract (patched Feb-2026 spec)", function()
     expect(400, "POST", "/webhook-subscriptions",
       { target_url = a.target_url, subscribed_events = { "message.read" } })
     expect(400, "POST", "/webhook-subscriptions",
-      { target_url = "https://hooks.example.com/contract/v?version=2030-01-01", subscribed_events = { "message.read" } })
+      { target_url = "https://hooks.example.com/contract/v?version=2030-01-01",
+        subscribed_events = { "message.read" } })
     expect(401, "POST", "/webhook-subscriptions",
       { target_url = "https://hooks.example.com/contract/z", subscribed_events = { "message.read" } }, "wrong-token")
 

@@ -13,7 +13,7 @@
 --   DELETE /_emulator/deliveries      (clears the log)
 local json = require "linqwebhooks.json"
 local event_types = require "linqwebhooks.event_types"
-local events = require "linqwebhooks.events"
+local catalogue = require "linqwebhooks.events"
 local util = require "linqwebhooks.emulator.util"
 
 local M = {}
@@ -30,7 +30,7 @@ M.KNOWN_TYPE = KNOWN_TYPE
 
 -- Payload versions a target URL may ask for with ?version=.
 local VERSION = {}
-for _, v in ipairs(events.PAYLOAD_VERSIONS) do
+for _, v in ipairs(catalogue.PAYLOAD_VERSIONS) do
   VERSION[v] = true
 end
 
@@ -141,7 +141,7 @@ local function check_url(v)
   local version = util.query_param(u.query, "version")
   if version and not VERSION[version] then
     return nil, 400, 1005, "target_url asks for an unknown webhook payload version '"
-      .. version:sub(1, 40) .. "' (known: " .. table.concat(events.PAYLOAD_VERSIONS, ", ") .. ")"
+      .. version:sub(1, 40) .. "' (known: " .. table.concat(catalogue.PAYLOAD_VERSIONS, ", ") .. ")"
   end
   return v
 end
