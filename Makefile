@@ -197,3 +197,16 @@ lint:
 
 clean:
 	rm -rf build
+
+# The event catalogue: lua/linqwebhooks/catalogue_data.lua generated from
+# data/linq-events.json (copy the new research file there, then `make catalogue`).
+.PHONY: catalogue prism
+catalogue: $(SO54)
+	$(ENV54) $(LUA54) scripts/gen_catalogue.lua data/linq-events.json lua/linqwebhooks/catalogue_data.lua
+
+# Prism (OpenAPI validation proxy) and js-yaml into build/node, for
+# spec/30-contract_prism_spec.lua (pending without them; CI installs them).
+PRISM_VERSION ?= 5.14.2
+prism:
+	npm install --prefix build/node --no-audit --no-fund --silent \
+	  @stoplight/prism-cli@$(PRISM_VERSION) js-yaml@4

@@ -154,13 +154,13 @@ describe("client against the emulator", function()
     assert.equal("NotFoundError", uerr.name)
   end)
 
-  it("maps a duplicate target_url to ConflictError and does not create twice", function()
+  it("maps a duplicate target_url to BadRequestError (400, as the spec declares) and does not create twice", function()
     local url = "https://example.com/dup-" .. tostring(os.time())
     local a = assert(client.webhook_subscriptions:create{ target_url = url, subscribed_events = { "message.sent" } })
     local b, err = client.webhook_subscriptions:create{ target_url = url, subscribed_events = { "message.sent" } }
     assert.is_nil(b)
-    assert.equal("ConflictError", err.name)
-    assert.equal(409, err.status)
+    assert.equal("BadRequestError", err.name)
+    assert.equal(400, err.status)
     assert.is_number(err.code)
     local n = 0
     for _, s in ipairs(assert(client.webhook_subscriptions:list())) do

@@ -89,7 +89,7 @@ describe("emulator API", function()
     assert.is_number(emu.pid)
   end)
 
-  it("lists the 25 event types with a doc_url", function()
+  it("lists every catalogued event type with a doc_url", function()
     local res = assert(http("GET", base .. "/webhook-events", auth()))
     assert.are.equal(200, res.status)
     assert.are.same(linq.EVENT_TYPES, res.json.events)
@@ -186,13 +186,49 @@ describe("emulator API", function()
       assert_error(post("null"), 400, 1003)
     end)
 
-    it("refuses a target_url already used by another subscription with 409", function()
+    it("refuses a target_url already used by another subscription with 400 / 1005 (declared by the spec)",
+      function()
       local url = new_url()
       assert.are.equal(201, create({ target_url = url, subscribed_events = { "message.sent" } }).status)
       local res = create({ target_url = url, subscribed_events = { "message.read" } })
-      assert_error(res, 409, 1005)
+      assert_error(res, 400, 1005)
+      assert.matches("already used", res.json.error.message)
       -- a different query string is a different URL (Linq's ?line=1 advice)
       assert.are.equal(201, create({ target_url = url .. "&line=2", subscribed_events = { "message.sent" } }).status)
+    end)
+  end)
+
+  describe("catalogue", function()
+    it("subscribes to every catalogued event type (75), new ones included", function()
+      assert.is_true(#linq.EVENT_TYPES >= 75)
+      local res = create({ target_url = new_url(), subscribed_events = linq.EVENT_TYPES })
+      assert.are.equal(201, res.status)
+      assert.are.same(linq.EVENT_TYPES, res.json.subscribed_events)
+      for _, t in ipairs({ "poll.vote.added", "payment.succeeded", "webhook_subscription.created",
+                           "location.sharing.started", "call.ended" }) do
+        assert.are.equal(201, create({ target_url = new_url(), subscribed_events = { t } }).status, t)
+      end
+      -- still refused: a name that is in no catalogue
+      assert_error(create({ target_url = new_url(), subscribed_events = { "poll.vote.addd" } }), 400, 1005)
+    end)
+
+    it("refuses an unknown ?version= at create and update with 400 / 1005", function()
+      for _, v in ipairs({ "2027-01-01", "latest", "", "2026-02-03x" }) do
+        local res = create({ target_url = "https://hooks.example.com/ver?version=" .. v,
+                             subscribed_events = { "message.sent" } })
+        assert_error(res, 400, 1005)
+        assert.matches("version", res.json.error.message)
+      end
+      for _, v in ipairs({ "2025-01-01", "2026-02-03" }) do
+        local url = "https://hooks.example.com/ok-" .. v .. "?version=" .. v
+        assert.are.equal(201, create({ target_url = url, subscribed_events = { "message.sent" } }).status)
+      end
+      local s = create({ target_url = new_url(), subscribed_events = { "message.sent" } }).json
+      local res = http("PUT", base .. "/webhook-subscriptions/" .. s.id, auth(),
+        json.encode({ target_url = "https://hooks.example.com/upd?version=2099-12-31" }))
+      assert_error(res, 400, 1005)
+      local now = http("GET", base .. "/webhook-subscriptions/" .. s.id, auth()).json
+      assert.are.equal(s.target_url, now.target_url)
     end)
   end)
 
@@ -289,7 +325,8 @@ describe("emulator API", function()
       assert_error(put(s.id, { is_active = "yes" }), 400, 1005)
       assert_error(put(s.id, { phone_numbers = { "12" } }), 400, 1002)
       assert_error(put(s.id, '{"is_active":'), 400, 1003)
-      assert_error(put(s.id, { target_url = other.target_url, is_active = false }), 409, 1005)
+      assert_error(put(s.id, { target_url = other.target_url, is_active = false }), 400, 1005)
+      assert_error(put(s.id, { target_url = "https://hooks.example.com/v?version=2027-01-01" }), 400, 1005)
       -- keeping its own URL is not a conflict
       assert.are.equal(200, put(s.id, { target_url = s.target_url }).status)
       local now = http("GET", base .. "/webhook-subscriptions/" .. s.id, auth()).json
@@ -509,7 +546,7 @@ describe("emulator process", function()
       local b = http("GET", again.api_url .. "/v3/webhook-subscriptions/" .. s2.id, auth()).json
       assert.are.equal(false, b.is_active)
       -- the duplicate-URL rule still applies to restored subscriptions
-      assert.are.equal(409, http("POST", again.api_url .. "/v3/webhook-subscriptions", auth(), json.encode({
+      assert.are.equal(400, http("POST", again.api_url .. "/v3/webhook-subscriptions", auth(), json.encode({
         target_url = "https://example.com/persist", subscribed_events = { "message.sent" } })).status)
     end)
     again.stop()

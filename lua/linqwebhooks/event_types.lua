@@ -1,31 +1,10 @@
---- The 25 webhook event types documented for the Linq Partner API v3
--- (17 in the Feb-2026 spec, `message.edited`, and the seven `call.*` types).
+--- Every Linq webhook event type known to this version (an array, in the
+-- catalogue's order), generated from data/linq-events.json: see
+-- linqwebhooks.events for the groups, payload versions and schema flags.
 -- Linq adds types often: incoming events of other types are still delivered
 -- to matching wildcard handlers.
-return {
-  "message.sent",
-  "message.received",
-  "message.read",
-  "message.delivered",
-  "message.failed",
-  "message.edited",
-  "reaction.added",
-  "reaction.removed",
-  "participant.added",
-  "participant.removed",
-  "chat.created",
-  "chat.group_name_updated",
-  "chat.group_icon_updated",
-  "chat.group_name_update_failed",
-  "chat.group_icon_update_failed",
-  "chat.typing_indicator.started",
-  "chat.typing_indicator.stopped",
-  "phone_number.status_updated",
-  "call.initiated",
-  "call.ringing",
-  "call.answered",
-  "call.ended",
-  "call.failed",
-  "call.declined",
-  "call.no_answer",
-}
+local list = {}
+for i, t in ipairs(require("linqwebhooks.catalogue_data").types) do
+  list[i] = t.name
+end
+return list

@@ -10,6 +10,7 @@ local linq = {
   VERSION = core._VERSION,
   null = core.null,
   EVENT_TYPES = require "linqwebhooks.event_types",
+  events = require "linqwebhooks.events",
   errors = errors,
 }
 

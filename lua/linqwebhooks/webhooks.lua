@@ -7,6 +7,7 @@ local event = require "linqwebhooks.event"
 local errors = require "linqwebhooks.errors"
 local options = require "linqwebhooks.options"
 local event_types = require "linqwebhooks.event_types"
+local events = require "linqwebhooks.events"
 
 local M = {}
 
@@ -81,6 +82,10 @@ end
 -- Handler lists are copy-on-write so a dispatch in progress keeps iterating
 -- the list it started with while handlers are added or removed.
 
+-- Event names: "*", or lowercase dot-separated segments of [a-z0-9_]
+-- ("message.received"), optionally ending in ".*" (a prefix wildcard). Under
+-- `strict` (the default) an exact name must be in the catalogue; an unknown one
+-- raises with the closest known names. Returns the wildcard prefix or nil.
 local function check_name(self, what, name, level)
   if type(name) ~= "string" then
     error(what .. ": argument 'name' must be a string, got " .. type(name), level)
@@ -88,20 +93,28 @@ local function check_name(self, what, name, level)
   if name == "*" then
     return ""
   end
-  local star = name:find("*", 1, true)
-  if star then
-    if star ~= #name or name:sub(-2) ~= ".*" or #name < 3 then
-      error(what .. ": bad event name pattern '" .. name
-        .. "': a wildcard is '*' or a prefix ending in '.*' (e.g. 'message.*')", level)
-    end
-    return name:sub(1, -2) -- "message.*" -> "message."
-  end
   if name == "" then
     error(what .. ": argument 'name' must not be empty", level)
   end
+  if not events.well_formed(name) then
+    if name:find("*", 1, true) then
+      error(what .. ": bad event name pattern '" .. name:sub(1, 100)
+        .. "': a wildcard is '*' or a prefix ending in '.*' (e.g. 'message.*')", level)
+    end
+    error(what .. ": bad event name '" .. name:sub(1, 100) .. "': lowercase segments of"
+      .. " [a-z0-9_] separated by dots (e.g. 'message.received')", level)
+  end
+  if name:sub(-2) == ".*" then
+    return name:sub(1, -2) -- "message.*" -> "message."
+  end
   if self._strict and not KNOWN[name] then
-    error(what .. ": unknown event type '" .. name .. "' (not in linq.EVENT_TYPES; use a"
-      .. " wildcard, or linq.webhooks{ strict = false } to allow it)", level)
+    local near = events.suggest(name)
+    local hint = ""
+    if #near > 0 then
+      hint = "did you mean '" .. table.concat(near, "' or '") .. "'? "
+    end
+    error(what .. ": unknown event type '" .. name .. "' (" .. hint .. "not in linq.EVENT_TYPES;"
+      .. " use a wildcard, or linq.webhooks{ strict = false } to allow it)", level)
   end
   return nil
 end

@@ -13,17 +13,26 @@
 --   DELETE /_emulator/deliveries      (clears the log)
 local json = require "linqwebhooks.json"
 local event_types = require "linqwebhooks.event_types"
+local catalogue = require "linqwebhooks.events"
 local util = require "linqwebhooks.emulator.util"
 
 local M = {}
 
 M.DOC_URL = "https://docs.linqapp.com/guides/webhooks/events"
 
+-- Every type of the catalogue (linqwebhooks.events) can be subscribed to,
+-- listed and triggered.
 local KNOWN_TYPE = {}
 for _, t in ipairs(event_types) do
   KNOWN_TYPE[t] = true
 end
 M.KNOWN_TYPE = KNOWN_TYPE
+
+-- Payload versions a target URL may ask for with ?version=.
+local VERSION = {}
+for _, v in ipairs(catalogue.PAYLOAD_VERSIONS) do
+  VERSION[v] = true
+end
 
 local function doc_url(code)
   return "https://docs.linqapp.com/error/codes/" .. math.floor(code / 1000) .. "xxx/" .. code .. "/"
@@ -125,14 +134,16 @@ local function check_url(v)
   if not u then
     return nil, 400, 1005, "target_url is not a valid URL: " .. why
   end
-  if u.scheme == "https" then
-    return v
+  if not (u.scheme == "https" or (u.scheme == "http" and util.is_loopback_host(u.host))) then
+    return nil, 400, 1005, "target_url must be an HTTPS URL (http:// is accepted only for "
+      .. "loopback hosts by the emulator)"
   end
-  if u.scheme == "http" and util.is_loopback_host(u.host) then
-    return v
+  local version = util.query_param(u.query, "version")
+  if version and not VERSION[version] then
+    return nil, 400, 1005, "target_url asks for an unknown webhook payload version '"
+      .. version:sub(1, 40) .. "' (known: " .. table.concat(catalogue.PAYLOAD_VERSIONS, ", ") .. ")"
   end
-  return nil, 400, 1005, "target_url must be an HTTPS URL (http:// is accepted only for "
-    .. "loopback hosts by the emulator)"
+  return v
 end
 
 local function check_events(v)
@@ -224,6 +235,13 @@ end
 -------------------------------------------------------------------------------
 -- The six v3 operations
 
+-- A target_url already used by another subscription. No Linq source gives the
+-- status; the spec declares 400 (BadRequest) for create and update and no
+-- 409, so: 400 with code 1005 (invalid_parameter).
+local function duplicate_url(trace, other)
+  return fail(trace, 400, 1005, "target_url is already used by webhook subscription " .. other.id)
+end
+
 local function create(ctx, req, trace)
   local body, st, code, msg = decode_object(req)
   if not body then
@@ -250,7 +268,7 @@ local function create(ctx, req, trace)
   end
   local other = ctx.state:find_by_url(url)
   if other then
-    return fail(trace, 409, 1005, "target_url is already used by webhook subscription " .. other.id)
+    return duplicate_url(trace, other)
   end
   local now = util.rfc3339(util.now())
   local sub = ctx.state:add({
@@ -330,7 +348,7 @@ local function update(ctx, req, trace, sub)
   if new.target_url then
     local other = ctx.state:find_by_url(new.target_url, sub.id)
     if other then
-      return fail(trace, 409, 1005, "target_url is already used by webhook subscription " .. other.id)
+      return duplicate_url(trace, other)
     end
     sub.target_url = new.target_url
   end
