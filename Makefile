@@ -202,7 +202,7 @@ clean:
 # data/linq-events.json (copy the new research file there, then `make catalogue`).
 .PHONY: catalogue prism
 catalogue: $(SO54)
-	$(ENV54) $(LUA54) scripts/gen_catalogue.lua data/linq-events.json lua/linqwebhooks/catalogue_data.lua
+	$(ENV54) $(LUA54) tools/gen_catalogue.lua data/linq-events.json lua/linqwebhooks/catalogue_data.lua
 
 # Prism (OpenAPI validation proxy) and js-yaml into build/node, for
 # spec/30-contract_prism_spec.lua (pending without them; CI installs them).

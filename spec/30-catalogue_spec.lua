@@ -165,8 +165,8 @@ describe("the generated catalogue", function()
     local child = require "support.child"
     local util = require "support.util"
     local out = os.tmpname()
-    local ok = os.execute(child.lua() .. " scripts/gen_catalogue.lua data/linq-events.json " .. out .. " 2>/dev/null")
-    assert.is_true(ok == true or ok == 0, "scripts/gen_catalogue.lua failed")
+    local ok = os.execute(child.lua() .. " tools/gen_catalogue.lua data/linq-events.json " .. out .. " 2>/dev/null")
+    assert.is_true(ok == true or ok == 0, "tools/gen_catalogue.lua failed")
     local fresh = util.read_file(out)
     os.remove(out)
     assert.is_true(fresh == util.read_file("lua/linqwebhooks/catalogue_data.lua"),

@@ -1,7 +1,7 @@
 -- Contract test: every webhook-subscription operation and GET
 -- /v3/webhook-events of the emulator, driven through Prism's validation proxy
 -- (`prism proxy SPEC UPSTREAM --errors`) against the Feb-2026 Linq OpenAPI spec
--- patched by scripts/patch-openapi.js (today's event list, the seed's
+-- patched by tools/patch-openapi.js (today's event list, the seed's
 -- phone_numbers, the moved doc_url). Prism answers 500 with an `sl-violations`
 -- header when a request or a response breaks the spec: every case checks the
 -- status and that no violation was reported.
@@ -18,7 +18,7 @@ local util = require "support.util"
 
 local KEY = "test_key_30c"
 local PRISM = "build/node/node_modules/.bin/prism"
-local PATCH = "scripts/patch-openapi.js"
+local PATCH = "tools/patch-openapi.js"
 local CONTRACT = "build/openapi-contract.json"
 
 local function have(cmd)
@@ -57,7 +57,7 @@ describe("Prism contract (patched Feb-2026 spec)", function()
     assert(available, "Prism is required (LINQWH_REQUIRE_PRISM=1) but node or " .. PRISM
       .. " is missing: run `make prism`")
     assert(sh("env -u LD_PRELOAD node " .. PATCH .. " data/linq-openapi-2026-02.yaml data/linq-events.json "
-      .. CONTRACT .. " 2>/dev/null"), "scripts/patch-openapi.js failed")
+      .. CONTRACT .. " 2>/dev/null"), "tools/patch-openapi.js failed")
     emu = emulator.spawn{ api_key = KEY }
     local port = util.free_port()
     log_path = os.tmpname()

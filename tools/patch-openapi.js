@@ -9,7 +9,7 @@
 //      (apidocs.linqapp.com/documentation/webhook-events in Feb 2026,
 //      docs.linqapp.com/guides/webhooks/events in the Aug 2026 Go SDK); it stays
 //      a required URI.
-// Usage: node scripts/patch-openapi.js [SPEC.yaml] [EVENTS.json] [OUT.json]
+// Usage: node tools/patch-openapi.js [SPEC.yaml] [EVENTS.json] [OUT.json]
 // Needs js-yaml (installed with Prism by `make prism` into build/node).
 'use strict';
 const fs = require('fs');
@@ -53,7 +53,7 @@ for (const name of ['CreateWebhookSubscriptionRequest', 'UpdateWebhookSubscripti
 // 3. doc_url moved
 delete need('WebhookEventsResult').properties.doc_url.const;
 
-spec.info.description = 'Feb-2026 Linq Partner API spec patched by scripts/patch-openapi.js '
+spec.info.description = 'Feb-2026 Linq Partner API spec patched by tools/patch-openapi.js '
   + '(event list of ' + catalogue.events.length + ' types, phone_numbers, doc_url).';
 fs.mkdirSync(path.dirname(outPath), { recursive: true });
 fs.writeFileSync(outPath, JSON.stringify(spec, null, 1) + '\n');
