@@ -2,7 +2,12 @@
 -- (17 in the Feb-2026 spec, `message.edited`, and the seven `call.*` types).
 -- Linq adds types often: incoming events of other types are still delivered
 -- to matching wildcard handlers.
-return {
+--
+-- The module returns the array (in documentation order); `.set` (on its
+-- metatable, so pairs/ipairs/# see only the array) maps each type to true:
+--   local types = require "linqwebhooks.event_types"
+--   for _, t in ipairs(types) do ... end;  if types.set[name] then ... end
+local TYPES = {
   "message.sent",
   "message.received",
   "message.read",
@@ -29,3 +34,11 @@ return {
   "call.declined",
   "call.no_answer",
 }
+
+-- Everything below stays when the list above is regenerated.
+local SET = {}
+for _, t in ipairs(TYPES) do
+  SET[t] = true
+end
+
+return setmetatable(TYPES, { __index = { set = SET } })
