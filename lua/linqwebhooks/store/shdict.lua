@@ -87,10 +87,11 @@ local function check_key(what, key)
   end
 end
 
--- A random non-zero 32-bit token (the dict entry's flags) per claim.
+-- A random non-zero 31-bit token (the dict entry's flags) per claim: flags
+-- pass through a C int in lua-resty-core, so stay below 2^31.
 local function new_token()
   local a, b, c, d = core.random_bytes(4):byte(1, 4)
-  return ((a * 256 + b) * 256 + c) * 256 + d + 1 -- 1 .. 2^32 (flags are uint32)
+  return ((a % 128 * 256 + b) * 256 + c) * 256 + d + 1 -- 1 .. 2^31
 end
 
 --- store:claim(key) -> true | false, "seen" | "in_flight" | nil, err [, "full"]
@@ -100,7 +101,7 @@ function Store:claim(key)
   -- two rounds: the entry may expire between a failed add and the get
   for _ = 1, 2 do
     local token = new_token()
-    if token > 4294967295 then
+    if token > 2147483647 then
       token = 1
     end
     local ok, err = dict:safe_add(k, "in_flight", self._lease, token)
