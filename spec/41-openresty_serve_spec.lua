@@ -410,6 +410,11 @@ M.store = linq.store.shdict(ngx.shared.tiny, { lease = 600 })
 M.hooks = linq.webhooks{ secret = "]] .. SECRET .. [[", dedupe = M.store }
 M.hooks:on("*", function() ngx.shared.seen:incr("count", 1, 0) end)
 
+-- a handler that outlives its 1 s claim lease (default log: the error log)
+M.slow = linq.webhooks{ secret = "]] .. SECRET .. [[",
+  dedupe = linq.store.shdict(ngx.shared.roomy, { lease = 1, prefix = "slow:" }) }
+M.slow:on("*", function() ngx.sleep(1.2) end)
+
 -- claims keys fill-1, fill-2, ... until the store reports it is full
 function M.fill()
   for i = 1, 5000 do
@@ -480,6 +485,9 @@ describe("linq.store.shdict in a full dictionary #nginx", function()
     location = /hooks {
       content_by_lua_block { require("linqwebhooks.openresty").serve(require("tiny").hooks) }
     }
+    location = /slow {
+      content_by_lua_block { require("linqwebhooks.openresty").serve(require("tiny").slow) }
+    }
     location = /fill {
       content_by_lua_block { local n, why = require("tiny").fill() ngx.print(n, "|", why) }
     }
@@ -537,6 +545,14 @@ describe("linq.store.shdict in a full dictionary #nginx", function()
       socket.sleep(0.02)
     end
     assert.truthy(found, srv:log())
+  end)
+
+  nginx_it("logs a warning when a handler outran its claim's lease", function()
+    local body = event_body(new_id("slow"))
+    local res = assert(srv:request("POST", "/slow", linq.sign{ secret = SECRET, body = body }, body))
+    assert.are.equal(200, res.status)
+    assert.matches("%[warn%][^\n]*linqwebhooks: handlers of event evt%-slow[^\n]*outran the dedupe"
+      .. " store's claim lease", srv:log())
   end)
 
   nginx_it("store:touch renews only the caller's own live claim", function()
