@@ -114,9 +114,10 @@ function M.shdict(dict, opts)
   return s
 end
 
---- store.redis(...): see linqwebhooks.store.redis (arguments passed through).
-function M.redis(...)
-  local s = require("linqwebhooks.store.redis").new(...)
+--- store.redis{ url, prefix, ttl, lease, ... }: see linqwebhooks.store.redis
+-- (called as new(opts, level), like the other stores).
+function M.redis(opts)
+  local s = require("linqwebhooks.store.redis").new(opts, 2)
   return s
 end
 
