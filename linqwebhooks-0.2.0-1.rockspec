@@ -75,6 +75,7 @@ build = {
     ["linqwebhooks.options"] = "lua/linqwebhooks/options.lua",
     ["linqwebhooks.receiver"] = "lua/linqwebhooks/receiver.lua",
     ["linqwebhooks.retry"] = "lua/linqwebhooks/retry.lua",
+    ["linqwebhooks.store"] = "lua/linqwebhooks/store/init.lua",
     ["linqwebhooks.store.memory"] = "lua/linqwebhooks/store/memory.lua",
     ["linqwebhooks.store.shdict"] = "lua/linqwebhooks/store/shdict.lua",
     ["linqwebhooks.subscription"] = "lua/linqwebhooks/subscription.lua",

@@ -434,3 +434,67 @@ describe("core helpers", function()
     assert.truthy(linq.verifier { secret = a })
   end)
 end)
+
+describe("module structure (issue 11)", function()
+  local child = require "support.child"
+
+  local function run_fresh(code)
+    local f = assert(io.popen(child.lua() .. " -e " .. require("support.util").sh_quote(code)
+      .. " 2>&1"))
+    local out = f:read("*a")
+    f:close()
+    return out
+  end
+
+  it("unwrap works on a dispatcher's verifier without requiring the package root", function()
+    local out = run_fresh([[
+      local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw7Jxx2Oll+OE="
+      local sign = require("linqwebhooks.verifier").sign
+      local body = '{"event_type":"message.received","event_id":"evt_fresh","data":{}}'
+      local headers = sign{ secret = SECRET, body = body }
+      local ev, err = require("linqwebhooks.webhooks").new{ secret = SECRET }:verifier():unwrap(body, headers)
+      print(ev and ev.type, ev and ev.id, err)
+      print(package.loaded["linqwebhooks"] == nil and "root not loaded" or "root loaded")
+    ]])
+    assert.matches("message.received\tevt_fresh\tnil", out, 1, true)
+    assert.matches("root not loaded", out, 1, true)
+  end)
+
+  it("the dispatcher, verifier, stores and openresty modules never require the package root", function()
+    for _, name in ipairs({ "webhooks", "verifier", "options", "openresty", "event", "event_types",
+        "store/init", "store/memory", "store/shdict" }) do
+      local text = require("support.util").read_file("lua/linqwebhooks/" .. name .. ".lua")
+      text = text:gsub("%-%-[^\n]*", "") -- usage examples in comments may
+      assert.is_nil(text:match("require%s*%(?%s*[\"']linqwebhooks[\"']"), name)
+    end
+  end)
+end)
+
+describe("options.number (the one numeric option validator)", function()
+  local options = require "linqwebhooks.options"
+
+  it("checks bounds, whole numbers, NaN/inf and an allowed non-number", function()
+    local c = options.number{ min = 0, integer = true, unit = "seconds", allow = false }
+    assert.is_true(c(0))
+    assert.is_true(c(300))
+    assert.is_true(c(false))
+    for _, bad in ipairs({ -1, 1.5, 0 / 0, math.huge, -math.huge, true, "1" }) do
+      local ok, msg = c(bad)
+      assert.is_false(ok)
+      assert.equal("must be a whole number of seconds >= 0, or false", msg)
+    end
+    local p = options.number{ above = 0, below = 10 }
+    assert.is_true(p(0.5))
+    assert.is_false(p(0))
+    assert.is_false(p(10))
+    assert.equal("must be a number > 0 and < 10", select(2, p(10)))
+    local m = options.number{ max = 3 }
+    assert.is_true(m(3))
+    assert.is_false(m(3.1))
+  end)
+
+  it("is what linq.verifier's tolerance uses", function()
+    assert.has_error(function() linq.verifier{ secret = SECRET, tolerance = 1.5 } end,
+      "linq.verifier: option 'tolerance' must be a whole number of seconds >= 0, or false")
+  end)
+end)

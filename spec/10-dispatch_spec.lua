@@ -579,3 +579,192 @@ describe("a dedupe store that raises", function()
     assert.equal(2, runs)
   end)
 end)
+
+describe("hooks:dispatch (no verification, no dedupe)", function()
+  it("runs the handlers in order and reports ok", function()
+    local hooks = new_hooks()
+    local order = {}
+    hooks:on("message.received", function(ev) order[#order + 1] = "a:" .. ev.id end)
+    hooks:on("*", function(ev) order[#order + 1] = "b:" .. ev.id end)
+    local ev = hooks:verifier():unwrap(delivery("message.received", "evt_d1"))
+    assert.is_true((hooks:dispatch(ev)))
+    assert.is_true((hooks:dispatch(ev))) -- no dedupe: runs again
+    assert.same({ "a:evt_d1", "b:evt_d1", "a:evt_d1", "b:evt_d1" }, order)
+    local mem = hooks:store()
+    assert.is_nil(mem:state("evt_d1"))
+  end)
+
+  it("returns false and every handler error, each also sent to on_error", function()
+    local hooks = new_hooks()
+    local seen = {}
+    hooks:on("message.*", function() error("first") end)
+      :on("*", function() end)
+      :on("*", function() error("second") end)
+      :on_error(function(err) seen[#seen + 1] = err.reason end)
+    local ok, errs = hooks:dispatch({ type = "message.read", id = "x" })
+    assert.is_false(ok)
+    assert.equal(2, #errs)
+    assert.matches("first", errs[1].message)
+    assert.matches("second", errs[2].message)
+    assert.same({ "handler_failed", "handler_failed" }, seen)
+    local ok2, errs2 = hooks:dispatch({ type = "chat.created", id = "y" })
+    assert.is_false(ok2)
+    assert.equal(1, #errs2) -- only the failing "*" handler
+    local quiet = new_hooks()
+    quiet:on("*", function() end)
+    local ok3, errs3 = quiet:dispatch({ type = "chat.created", id = "y" })
+    assert.is_true(ok3)
+    assert.is_nil(errs3)
+  end)
+
+  it("raises without an event", function()
+    local hooks = new_hooks()
+    assert.has_error(function() hooks:dispatch(nil) end,
+      "hooks:dispatch: argument 'event' must be an event (a table with a string 'type'), got nil")
+    assert.has_error(function() hooks:dispatch({ id = "x" }) end)
+  end)
+end)
+
+describe("store keys, full stores and leases (issue 9)", function()
+  local stores = require "linqwebhooks.store"
+
+  it("handles a 70 KB event_id once and recognises the duplicate (hashed store key)", function()
+    local mem = linq.store.memory{ clock = function() return NOW end }
+    local hooks = new_hooks({ dedupe = mem })
+    local runs = 0
+    hooks:on("*", function() runs = runs + 1 end)
+    local id = string.rep("L", 70 * 1024)
+    local body, headers = delivery("message.received", id)
+    local res = hooks:handle(body, headers)
+    assert.equal(200, res.status)
+    assert.is_false(res.duplicate)
+    assert.equal(id, res.event.id)
+    local again = hooks:handle(body, headers)
+    assert.equal(200, again.status)
+    assert.is_true(again.duplicate)
+    assert.equal(1, runs)
+    assert.equal("seen", mem:state(stores.key(id)))
+    assert.is_nil(mem:state(id)) -- the store never saw the 70 KB id itself
+  end)
+
+  it("passes every store the bounded key (a store limited to 250-byte keys)", function()
+    local inner = linq.store.memory{ clock = function() return NOW end }
+    local keys = {}
+    local strict = {}
+    for _, m in ipairs({ "claim", "commit", "release", "touch" }) do
+      strict[m] = function(_, key)
+        keys[#keys + 1] = #key
+        if #key > 250 then
+          return nil, "key too long"
+        end
+        return inner[m](inner, key)
+      end
+    end
+    local hooks = new_hooks({ dedupe = strict })
+    hooks:on("*", function() end)
+    local body, headers = delivery("message.received", string.rep("z", 300))
+    assert.equal(200, hooks:handle(body, headers).status)
+    assert.same({ 71, 71 }, keys) -- claim, commit
+  end)
+
+  it("answers 503 and logs an error when the store is full (Linq retries)", function()
+    local logged = {}
+    local full = {
+      claim = function() return nil, "no room for a new claim", "full" end,
+      commit = function() return true end,
+      release = function() return true end,
+    }
+    local hooks = new_hooks({ dedupe = full, log = function(level, msg)
+      logged[#logged + 1] = level .. ": " .. msg
+    end })
+    local runs = 0
+    hooks:on("*", function() runs = runs + 1 end)
+    local res = hooks:handle(delivery("message.received", "evt_full"))
+    assert.equal(503, res.status)
+    assert.equal("dedupe store full, retry later", res.body)
+    assert.is_false(res.duplicate)
+    assert.equal("store_full", res.err.reason)
+    assert.equal(0, runs)
+    assert.equal(1, #logged)
+    assert.matches("^error: cannot claim event evt_full: dedupe store full: no room", logged[1])
+    -- any other store failure stays a 500 (not logged by the dispatcher)
+    full.claim = function() return nil, "boom" end
+    assert.equal(500, hooks:handle(delivery("message.received", "evt_full2")).status)
+    assert.equal(1, #logged)
+  end)
+
+  it("renews the claim between handlers: a retry during a long dispatch is not dispatched again", function()
+    local now = NOW
+    local clock = function() return now end
+    local mem = linq.store.memory{ clock = clock, lease = 60 }
+    local logged = {}
+    local hooks = new_hooks({ clock = clock, dedupe = mem,
+      log = function(level, msg) logged[#logged + 1] = level .. ": " .. msg end })
+    local body, headers = delivery("message.received", "evt_long")
+    local runs, retry = 0, nil
+    hooks:on("message.received", function()
+      runs = runs + 1
+      now = now + 50 -- a slow first handler (lease 60 s)
+    end)
+    hooks:on("message.received", function()
+      now = now + 50 -- 100 s after the claim: past the original lease
+      if not retry then
+        retry = hooks:handle(body, headers) -- Linq's retry arrives meanwhile
+      end
+    end)
+    local res = hooks:handle(body, headers)
+    assert.equal(200, res.status)
+    assert.equal(503, retry.status) -- still in flight thanks to the renewal
+    assert.is_true(retry.duplicate)
+    assert.equal(1, runs)
+    assert.same({}, logged)
+    assert.equal("seen", mem:state("evt_long"))
+  end)
+
+  it("logs a warning when a handler outran the lease (the claim lapsed)", function()
+    local now = NOW
+    local clock = function() return now end
+    local mem = linq.store.memory{ clock = clock, lease = 60 }
+    local logged = {}
+    local hooks = new_hooks({ clock = clock, dedupe = mem,
+      log = function(level, msg) logged[#logged + 1] = level .. ": " .. msg end })
+    hooks:on("message.received", function() now = now + 61 end)
+    hooks:on("message.received", function() now = now + 61 end)
+    local res = hooks:handle(delivery("message.received", "evt_slow"))
+    assert.equal(200, res.status)
+    assert.equal(1, #logged) -- once per dispatch
+    assert.matches("^warn: handlers of event evt_slow %(message.received%) outran the dedupe"
+      .. " store's claim lease: a retry may have dispatched this event a second time", logged[1])
+    assert.equal("seen", mem:state("evt_slow"))
+  end)
+
+  it("does not call touch after quick handlers; works with stores without touch", function()
+    local inner = linq.store.memory{ clock = function() return NOW end }
+    local touches = 0
+    local counting = setmetatable({ touch = function(_, k)
+      touches = touches + 1
+      return inner:touch(k)
+    end }, { __index = function(_, m)
+      return function(_, ...) return inner[m](inner, ...) end
+    end })
+    local hooks = new_hooks({ dedupe = counting })
+    hooks:on("*", function() end):on("*", function() end)
+    assert.equal(200, hooks:handle(delivery("message.received")).status)
+    assert.equal(0, touches)
+    local plain = {
+      claim = function() return true end,
+      commit = function() return true end,
+      release = function() return true end,
+    }
+    local now = NOW
+    local h2 = new_hooks({ dedupe = plain, clock = function() return now end, log = false })
+    h2:on("*", function() now = now + 100 end)
+    assert.equal(200, h2:handle(delivery("message.received")).status)
+  end)
+
+  it("rejects a bad log option", function()
+    assert.has_error(function() new_hooks({ log = true }) end,
+      "linq.webhooks: option 'log' must be a function(level, message), or false")
+    assert.has_error(function() new_hooks({ log = "x" }) end)
+  end)
+end)

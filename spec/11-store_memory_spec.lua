@@ -267,3 +267,79 @@ describe("linq.store.memory", function()
     assert.equal("seen", s:state("x"))
   end)
 end)
+
+describe("linq.store.memory defaults and touch (issue 9)", function()
+  local now
+  local function clock()
+    return now
+  end
+  before_each(function()
+    now = 1000
+  end)
+
+  it("remembers a handled id for 1800 s by default (Linq's whole retry window)", function()
+    local s = linq.store.memory{ clock = clock }
+    assert.is_true(s:claim("a"))
+    s:commit("a")
+    now = now + 1799
+    assert.equal("seen", s:state("a"))
+    assert.is_false((s:claim("a")))
+    now = now + 2
+    assert.is_nil(s:state("a"))
+  end)
+
+  it("touch renews a live claim's lease; false once it ran out or when not in flight", function()
+    local s = linq.store.memory{ clock = clock, lease = 60 }
+    assert.is_false(s:touch("nope"))
+    assert.is_true(s:claim("k"))
+    now = now + 50
+    assert.is_true(s:touch("k"))        -- lease now ends at 1110
+    now = now + 50                      -- 1100: would have lapsed at 1060 without the touch
+    assert.equal("in_flight", s:state("k"))
+    assert.is_false((s:claim("k")))
+    now = now + 11                      -- 1111: lapsed
+    assert.is_false(s:touch("k"))
+    assert.is_true(s:claim("k"))
+    s:commit("k")
+    assert.is_false(s:touch("k"))       -- seen, not in flight
+    assert.has_error(function() s:touch(1) end, "store:touch: argument 'key' must be a string, got number")
+  end)
+end)
+
+describe("linqwebhooks.store (interface module)", function()
+  local stores = require "linqwebhooks.store"
+
+  it("is linq.store, with the loaders", function()
+    assert.equal(stores, linq.store)
+    assert.equal("function", type(stores.memory))
+    assert.equal("function", type(stores.shdict))
+    assert.equal("function", type(stores.redis))
+    -- loaded on first use only (the Redis store pulls the hiredis binding)
+    assert.is_nil(package.loaded["linqwebhooks.store.redis"])
+    assert.equal(1800, stores.DEFAULT_TTL)
+    assert.is_true(stores.is_store(linq.store.memory{}))
+    assert.is_false(stores.is_store({ claim = print }))
+  end)
+
+  it("key: short ids as they are, long ids (and ids posing as hashes) hashed", function()
+    assert.equal("evt_1", stores.key("evt_1"))
+    local id128 = string.rep("a", 128)
+    assert.equal(id128, stores.key(id128))
+    local long = string.rep("x", 70 * 1024)
+    local k = stores.key(long)
+    assert.equal("sha256:" .. require("linqwebhooks.core").sha256_hex(long), k)
+    assert.equal(71, #k)
+    assert.matches("^sha256:%x+$", k)
+    assert.are_not.equal(k, stores.key(long .. "y"))
+    -- an id that looks like a key of another id is hashed too: no collision
+    assert.are_not.equal(k, stores.key(k))
+    assert.has_error(function() stores.key(nil) end, "store.key: argument 'id' must be a string, got nil")
+  end)
+
+  it("core.sha256_hex matches the FIPS 180-2 test vectors", function()
+    local core = require "linqwebhooks.core"
+    assert.equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", core.sha256_hex(""))
+    assert.equal("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", core.sha256_hex("abc"))
+    assert.has_error(function() core.sha256_hex({}) end)
+  end)
+end)

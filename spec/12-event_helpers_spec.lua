@@ -218,3 +218,27 @@ describe("event helpers", function()
     assert.equal("invalid_json", err.reason)
   end)
 end)
+
+describe("linqwebhooks.event_types", function()
+  local types = require "linqwebhooks.event_types"
+
+  it("is the array of types, with .set alongside that pairs and # do not see", function()
+    assert.equal(types, linq.EVENT_TYPES)
+    local n = 0
+    for k, v in pairs(types) do
+      n = n + 1
+      assert.equal("number", type(k))
+      assert.is_true(types.set[v])
+    end
+    assert.equal(#types, n)
+    assert.is_true(n >= 25)
+    local count = 0
+    for t, on in pairs(types.set) do
+      count = count + 1
+      assert.is_true(on)
+      assert.equal("string", type(t))
+    end
+    assert.equal(#types, count)
+    assert.is_nil(types.set["message.nope"])
+  end)
+end)

@@ -18,7 +18,8 @@ local seen = ngx.shared.seen
 local M = {}
 
 local function record(ev)
-  seen:incr("count:" .. ev.id, 1, 0)
+  -- (a 70 KB test id would exceed the dict's key limit: counted under its md5)
+  seen:incr("count:" .. (#ev.id > 200 and ngx.md5(ev.id) or ev.id), 1, 0)
   seen:set("last", ev.type .. "|" .. #ev.raw .. "|" .. ngx.get_phase())
   local d = ev.data
   if type(d) == "table" and d.sleep then
@@ -87,6 +88,13 @@ describe("linqwebhooks.openresty.serve #nginx", function()
     location = /hooks/quick {
       content_by_lua_block {
         require("linqwebhooks.openresty").serve(require("site").hooks, { quick_ack = true })
+      }
+    }
+    location = /md5 {
+      content_by_lua_block {
+        -- the md5 the site counts a long id under: prefix p, then n - #p "L"s
+        local p, n = ngx.var.arg_p, tonumber(ngx.var.arg_n)
+        ngx.print(ngx.md5(p .. string.rep("L", n - #p)))
       }
     }
     location = /seen {
@@ -321,6 +329,58 @@ describe("linqwebhooks.openresty.serve #nginx", function()
     assert.truthy(found)
   end)
 
+  nginx_it("handles a 70 KB event_id once and recognises its duplicate (hashed store key)", function()
+    local id = new_id("long") .. string.rep("L", 70 * 1024)
+    local body = event_body(id)
+    local h = linq.sign{ secret = SECRET, body = body }
+    local res = post("/hooks", body, h)
+    assert.are.equal(200, res.status)
+    assert.are.equal("ok", res.body)
+    local again = post("/hooks", body, h)
+    assert.are.equal(200, again.status)
+    assert.are.equal("duplicate", again.body)
+    assert.are.equal("1", seen("count:" .. assert(srv:request("GET", "/md5?s=long&n=" .. #id
+      .. "&p=" .. id:sub(1, #id - 70 * 1024))).body))
+  end)
+
+  local function wait_log(pattern)
+    local text
+    for _ = 1, 100 do
+      text = srv:log()
+      if text:find(pattern) then
+        return text
+      end
+      socket.sleep(0.02)
+    end
+    return text
+  end
+
+  nginx_it("logs a stale or future timestamp at [error] with the measured clock skew", function()
+    local id = new_id("old")
+    local body = event_body(id)
+    local res = post("/hooks", body, linq.sign{ secret = SECRET, body = body,
+      timestamp = os.time() - 1000 })
+    assert.are.equal(401, res.status)
+    assert.are.equal("verification failed: timestamp_too_old", res.body)
+    assert.matches("%[error%][^\n]*delivery answered 401 timestamp_too_old: clock skew %+1%d%d%d s",
+      wait_log("timestamp_too_old: clock skew"))
+    local new = post("/hooks", body, linq.sign{ secret = SECRET, body = body,
+      timestamp = os.time() + 1000 })
+    assert.are.equal(401, new.status)
+    assert.matches("%[error%][^\n]*delivery answered 401 timestamp_too_new: clock skew %-1%d%d%d s",
+      wait_log("timestamp_too_new: clock skew"))
+    assert.are.equal("nil", seen("count:" .. id))
+  end)
+
+  nginx_it("logs other 401 answers at [warn]", function()
+    local body = event_body(new_id("warn401"))
+    local res = post("/hooks", body, { ["webhook-id"] = "msg_1", ["webhook-timestamp"] = tostring(os.time()),
+      ["webhook-signature"] = "v1,AAAA" })
+    assert.are.equal(401, res.status)
+    assert.matches("%[warn%][^\n]*delivery answered 401 [^\n]*no_matching_signature",
+      wait_log("delivery answered 401 [^\n]*no_matching_signature"))
+  end)
+
   nginx_it("raises on misuse: unknown options, no dispatcher, no dict", function()
     local out = assert(srv:request("GET", "/misuse")).body
     assert.matches("false|[^\n]*openresty.serve: unknown option 'quik'", out)
@@ -333,8 +393,170 @@ describe("linqwebhooks.openresty.serve #nginx", function()
     local errs = srv:errors({
       "linqwebhooks: delivery answered 500 .*handler asked to fail",
       "linqwebhooks: quick_ack dispatch of event evt%-quickfail",
+      "delivery answered 401 timestamp_too_old: clock skew",
+      "delivery answered 401 timestamp_too_new: clock skew",
     })
     assert.are.same({}, errs)
+  end)
+end)
+
+-- A tiny shared dict: it fills up with live claims. Claims must never be
+-- evicted (a copy of an event still being handled would dispatch twice):
+-- a delivery that finds no room is answered 503 and logged.
+local TINY_SITE = [[
+local linq = require "linqwebhooks"
+local M = {}
+M.store = linq.store.shdict(ngx.shared.tiny, { lease = 600 })
+M.hooks = linq.webhooks{ secret = "]] .. SECRET .. [[", dedupe = M.store }
+M.hooks:on("*", function() ngx.shared.seen:incr("count", 1, 0) end)
+
+-- a handler that outlives its 1 s claim lease (default log: the error log)
+M.slow = linq.webhooks{ secret = "]] .. SECRET .. [[",
+  dedupe = linq.store.shdict(ngx.shared.roomy, { lease = 1, prefix = "slow:" }) }
+M.slow:on("*", function() ngx.sleep(1.2) end)
+
+-- claims keys fill-1, fill-2, ... until the store reports it is full
+function M.fill()
+  for i = 1, 5000 do
+    local ok, err, full = M.store:claim("fill-" .. i)
+    if ok == nil then
+      return i - 1, tostring(full) .. "|" .. tostring(err)
+    end
+  end
+  return 5000, "never full"
+end
+
+-- how many of fill-1 .. fill-n are still live claims
+function M.live(n)
+  local live = 0
+  for i = 1, n do
+    if M.store:state("fill-" .. i) == "in_flight" then
+      live = live + 1
+    end
+  end
+  return live
+end
+
+-- store:touch with a 1 s lease on a roomy dict; two instances stand for two
+-- workers. Returns a "|"-joined transcript.
+function M.touch()
+  local S = require "linqwebhooks.store.shdict"
+  local a = S.new(ngx.shared.roomy, { lease = 1 })
+  local b = S.new(ngx.shared.roomy, { lease = 1 })
+  local key = "t-" .. ngx.now()
+  local out = {}
+  local function add(v) out[#out + 1] = tostring(v) end
+  add(a:claim(key))            -- true
+  add(a:touch(key))            -- true: renewed
+  add(b:touch(key))            -- false: not b's claim
+  ngx.sleep(0.6)
+  add(a:touch(key))            -- true: renewed again, 0.6 s in
+  ngx.sleep(0.6)
+  add(a:state(key))            -- in_flight: 1.2 s after the claim, thanks to the renewal
+  ngx.sleep(1.1)
+  add(a:touch(key))            -- false: the lease ran out
+  add(b:claim(key))            -- true: b (another worker) claims it
+  add(a:touch(key))            -- false: b's claim, not a's
+  a:release(key)               -- must not drop b's claim
+  add(a:state(key))            -- in_flight
+  add(b:touch(key))            -- true
+  return table.concat(out, "|")
+end
+
+return M
+]]
+
+describe("linq.store.shdict in a full dictionary #nginx", function()
+  local srv
+
+  setup(function()
+    if not available then
+      return
+    end
+    srv = nginx.start{
+      worker_processes = 1,
+      files = { ["lua/tiny.lua"] = TINY_SITE },
+      http = [[
+  lua_shared_dict tiny 12k;
+  lua_shared_dict roomy 1m;
+  lua_shared_dict seen 1m;
+]],
+      server = [[
+    location = /hooks {
+      content_by_lua_block { require("linqwebhooks.openresty").serve(require("tiny").hooks) }
+    }
+    location = /slow {
+      content_by_lua_block { require("linqwebhooks.openresty").serve(require("tiny").slow) }
+    }
+    location = /fill {
+      content_by_lua_block { local n, why = require("tiny").fill() ngx.print(n, "|", why) }
+    }
+    location = /live {
+      content_by_lua_block { ngx.print(require("tiny").live(tonumber(ngx.var.arg_n))) }
+    }
+    location = /touch {
+      content_by_lua_block { ngx.print(require("tiny").touch()) }
+    }
+    location = /count {
+      content_by_lua_block { ngx.print(tostring(ngx.shared.seen:get("count"))) }
+    }
+]],
+    }
+  end)
+
+  teardown(function()
+    if srv then
+      srv:stop()
+    end
+  end)
+
+  local function nginx_it(name, fn)
+    if available then
+      it(name, fn)
+    else
+      pending(name .. " (" .. tostring(why) .. ")")
+    end
+  end
+
+  local function get(path)
+    return assert(srv:request("GET", path)).body
+  end
+
+  nginx_it("never evicts a live claim: a delivery finding no room gets 503 and an error log line", function()
+    local out = get("/fill")
+    local n, rest = out:match("^(%d+)|(.*)$")
+    n = tonumber(n)
+    assert.truthy(n and n > 0, out)
+    assert.matches("^full|shared dict is full", rest)
+    local body = event_body(new_id("full"))
+    local res = assert(srv:request("POST", "/hooks", linq.sign{ secret = SECRET, body = body }, body))
+    assert.are.equal(503, res.status)
+    assert.are.equal("dedupe store full, retry later", res.body)
+    assert.are.equal("nil", get("/count"))
+    -- every claim made before is still held
+    assert.are.equal(tostring(n), get("/live?n=" .. n))
+    local found
+    for _ = 1, 100 do
+      found = srv:log():match("%[error%][^\n]*linqwebhooks: cannot claim event evt%-full[^\n]*"
+        .. "dedupe store full[^\n]*answered 503")
+      if found then
+        break
+      end
+      socket.sleep(0.02)
+    end
+    assert.truthy(found, srv:log())
+  end)
+
+  nginx_it("logs a warning when a handler outran its claim's lease", function()
+    local body = event_body(new_id("slow"))
+    local res = assert(srv:request("POST", "/slow", linq.sign{ secret = SECRET, body = body }, body))
+    assert.are.equal(200, res.status)
+    assert.matches("%[warn%][^\n]*linqwebhooks: handlers of event evt%-slow[^\n]*outran the dedupe"
+      .. " store's claim lease", srv:log())
+  end)
+
+  nginx_it("store:touch renews only the caller's own live claim", function()
+    assert.are.equal("true|true|false|true|in_flight|false|true|false|in_flight|true", get("/touch"))
   end)
 end)
 

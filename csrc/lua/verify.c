@@ -624,6 +624,26 @@ static int lwh_l_base64_encode(lua_State *L)
     return 1;
 }
 
+/* sha256_hex(s) -> lowercase hex SHA-256 of s (OpenSSL EVP; bounded store keys) */
+static int lwh_l_sha256_hex(lua_State *L)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t len, i;
+    const char *s = luaL_checklstring(L, 1, &len);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    char hex[2 * EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    int ok = EVP_Digest(s, len, md, &n, EVP_sha256(), NULL);
+    if (!ok)
+        return luaL_error(L, "linqwebhooks: sha256 failed");
+    for (i = 0; i < n; i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 15];
+    }
+    lua_pushlstring(L, hex, 2 * (size_t)n);
+    return 1;
+}
+
 void lwh_verify_open(lua_State *L)
 {
     static const luaL_Reg fast_methods[] = {
@@ -652,6 +672,7 @@ void lwh_verify_open(lua_State *L)
         { "bind_verify", lwh_l_bind_verify },
         { "new_secret", lwh_l_new_secret },
         { "base64_encode", lwh_l_base64_encode },
+        { "sha256_hex", lwh_l_sha256_hex },
         { NULL, NULL }
     };
     lwh_new_class(L, LWH_KEYRING, kr_methods, kr_meta, lwh_l_keyring_close);

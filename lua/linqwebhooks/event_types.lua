@@ -3,8 +3,10 @@
 -- linqwebhooks.events for the groups, payload versions and schema flags.
 -- Linq adds types often: incoming events of other types are still delivered
 -- to matching wildcard handlers.
-local list = {}
-for i, t in ipairs(require("linqwebhooks.catalogue_data").types) do
-  list[i] = t.name
-end
-return list
+--
+-- The module returns the array; `.set` (on its metatable, so pairs/ipairs/#
+-- see only the array) maps each type to true. Both are the catalogue's own
+-- tables (linqwebhooks.events.TYPES / .SET): one list, one set.
+local events = require "linqwebhooks.events"
+
+return setmetatable(events.TYPES, { __index = { set = events.SET } })

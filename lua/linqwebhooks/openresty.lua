@@ -17,8 +17,12 @@
 --   rejects a repeated signature header), runs the dispatcher and sends its
 --   status and short text body. Only POST is accepted (405 otherwise).
 --   Handler and store failures (500) are logged at ngx.ERR (handlers'
---   errors also go to hooks:on_error); other non-200 answers (401, 400,
---   503 for a copy still in flight elsewhere) at ngx.INFO.
+--   errors also go to hooks:on_error); a full dedupe store (503) at ngx.ERR
+--   by the dispatcher; 401 at ngx.WARN, and at ngx.ERR with the measured
+--   clock skew when the signature was checked but the timestamp lies outside
+--   the tolerance (timestamp_too_old / timestamp_too_new: the usual cause is
+--   this host's clock, and Linq does not retry a 401); other non-200 answers
+--   (400, 503 for a copy still in flight elsewhere) at ngx.INFO.
 -- opts.quick_ack = true
 --   Answer 200 as soon as the delivery is verified and decoded, and run the
 --   handlers in `ngx.timer.at(0, ...)` (a timer: handlers may use cosockets,
@@ -83,11 +87,61 @@ local function request_body(ngx)
   return ""
 end
 
-local function log_result(ngx, res, prefix)
-  if res.status >= 500 and not res.duplicate then
-    ngx.log(ngx.ERR, prefix, res.status, " ", tostring(res.err or res.body))
+-- The delivery's timestamp header (first value if repeated), as a number.
+local function header_timestamp(headers)
+  for _, name in ipairs({ "webhook-timestamp", "x-webhook-timestamp" }) do
+    local v = headers and headers[name]
+    if type(v) == "table" then
+      v = v[1]
+    end
+    local n = type(v) == "string" and v:match("^%s*(%d+)%s*$") and tonumber(v)
+    if n then
+      return n
+    end
+  end
+  return nil
+end
+
+--- Measured clock skew in seconds, signed: positive when this server's
+-- clock is ahead of the sender's (the delivery looks too old). err.skew
+-- when the verifier reports it, else computed from the timestamp header.
+local function skew_of(ngx, hooks, err, headers)
+  local skew = tonumber(err.skew)
+  if skew then
+    return skew
+  end
+  local ts = header_timestamp(headers)
+  if not ts then
+    return nil
+  end
+  local v = hooks:verifier()
+  local clock = type(v) == "table" and rawget(v, "_clock")
+  local ok, now = pcall(clock or ngx.time)
+  if not ok or type(now) ~= "number" then
+    now = ngx.time()
+  end
+  return now - ts
+end
+
+local function log_result(ngx, hooks, res, headers, prefix)
+  local err = res.err
+  local reason = type(err) == "table" and err.reason
+  if res.status == 401 and (reason == "timestamp_too_old" or reason == "timestamp_too_new") then
+    -- a signature that may be genuine, rejected for its age: a clock off by
+    -- more than the tolerance loses every event (Linq does not retry 401)
+    local skew = skew_of(ngx, hooks, err, headers)
+    ngx.log(ngx.ERR, prefix, "401 ", reason, ": clock skew ",
+      skew and string.format("%+d", math.floor(skew + 0.5)) or "unknown",
+      " s (positive: this server's clock is ahead of the sender's); check NTP on this host,"
+      .. " Linq does not retry 401 answers")
+  elseif res.status == 401 then
+    ngx.log(ngx.WARN, prefix, res.status, " ", tostring(err or res.body))
+  elseif reason == "store_full" then
+    return -- the dispatcher logged it (its `log` option) at error level
+  elseif res.status >= 500 and not res.duplicate then
+    ngx.log(ngx.ERR, prefix, res.status, " ", tostring(err or res.body))
   elseif res.status ~= 200 then
-    ngx.log(ngx.INFO, prefix, res.status, " ", tostring(res.err or res.body))
+    ngx.log(ngx.INFO, prefix, res.status, " ", tostring(err or res.body))
   end
 end
 
@@ -184,7 +238,7 @@ function M.serve(hooks, opts)
   if not res then
     res = dispatch(ngx, hooks, body, info, headers, quick_ack)
   end
-  log_result(ngx, res, "linqwebhooks: delivery answered ")
+  log_result(ngx, hooks, res, headers, "linqwebhooks: delivery answered ")
   respond(ngx, res.status, res.body)
   return res
 end

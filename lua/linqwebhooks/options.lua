@@ -74,20 +74,53 @@ function M.is_list(t)
   return n == #t
 end
 
---- Checks shared by the transports' option schemas.
-function M.positive_seconds(v)
-  if v > 0 and v < 2147483 then
+--- options.number{ min, max, above, below, integer, unit, allow } -> check
+-- The one numeric option validator: returns a `check` function for a
+-- schema entry (`{ types = { "number" }, check = options.number{...} }`).
+--   min / max      inclusive bounds; above / below: exclusive bounds
+--   integer = true whole numbers only
+--   unit           word used in the message ("seconds", "bytes", ...)
+--   allow          a non-number value also accepted (e.g. false)
+-- NaN and +-inf are always rejected. The message says what is expected:
+-- "must be a whole number of seconds >= 0".
+function M.number(spec)
+  spec = spec or {}
+  local parts = {}
+  if spec.min then
+    parts[#parts + 1] = ">= " .. spec.min
+  end
+  if spec.above then
+    parts[#parts + 1] = "> " .. spec.above
+  end
+  if spec.max then
+    parts[#parts + 1] = "<= " .. spec.max
+  end
+  if spec.below then
+    parts[#parts + 1] = "< " .. spec.below
+  end
+  local msg = "must be " .. (spec.integer and "a whole number" or "a number")
+    .. (spec.unit and (" of " .. spec.unit) or "")
+    .. (#parts > 0 and (" " .. table.concat(parts, " and ")) or "")
+    .. (spec.allow ~= nil and (", or " .. tostring(spec.allow)) or "")
+  local min, max, above, below, integer, allow =
+    spec.min, spec.max, spec.above, spec.below, spec.integer, spec.allow
+  return function(v)
+    if allow ~= nil and v == allow then
+      return true
+    end
+    if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge
+        or (integer and v % 1 ~= 0)
+        or (min and v < min) or (max and v > max)
+        or (above and v <= above) or (below and v >= below) then
+      return false, msg
+    end
     return true
   end
-  return false, "must be a positive number of seconds"
 end
 
-function M.body_bytes(v)
-  if v >= 1 and v < 2147483647 then
-    return true
-  end
-  return false, "must be a number of bytes >= 1"
-end
+--- Checks shared by the transports' option schemas (built on M.number).
+M.positive_seconds = M.number{ above = 0, below = 2147483, unit = "seconds" }
+M.body_bytes = M.number{ min = 1, below = 2147483647, unit = "bytes" }
 
 --- Raises unless `v` has Lua type `t`; `name` is the argument's name.
 function M.arg(what, name, v, t, level)

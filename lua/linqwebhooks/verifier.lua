@@ -4,6 +4,7 @@
 local core = require "linqwebhooks.core"
 local errors = require "linqwebhooks.errors"
 local options = require "linqwebhooks.options"
+local event = require "linqwebhooks.event"
 
 local M = {}
 
@@ -56,15 +57,7 @@ local function keyring(what, list, level)
   return kr
 end
 
-local function check_tolerance(v)
-  if v == false then
-    return true
-  end
-  if type(v) ~= "number" or v < 0 or v ~= v or v == math.huge or v % 1 ~= 0 then
-    return false, "must be a whole number of seconds >= 0, or false"
-  end
-  return true
-end
+local check_tolerance = options.number{ min = 0, integer = true, unit = "seconds", allow = false }
 
 M.SCHEMA = {
   secret = "string",
@@ -191,6 +184,18 @@ end
 function Stream:close()
   self._done = true
   self._s:close()
+end
+
+--- v:unwrap(body, headers) -> event | nil, err: verify, then decode.
+function Verifier:unwrap(body, headers)
+  if self._closed then
+    error("verifier:unwrap: the verifier is closed", 2)
+  end
+  local info, err = self:verify(body, headers)
+  if not info then
+    return nil, err
+  end
+  return event.decode(body, info) -- the verification result is the delivery info
 end
 
 --- v:close(): wipes the key material now instead of at garbage collection.

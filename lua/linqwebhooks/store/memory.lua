@@ -1,48 +1,10 @@
 --- In-process de-duplication store: a bounded LRU with expiry, O(1) per
 -- operation, with an injectable clock. `linq.store.memory{ max, ttl, lease, clock }`.
 --
--- ## The store interface (what `linq.webhooks{ dedupe = store }` calls)
---
--- A store is any object (table or userdata) with these three methods. Keys are
--- the authenticated `event_id` strings of verified deliveries. Every key is in
--- one of three states: absent, "in_flight" (claimed, handlers running) or
--- "seen" (handlers succeeded).
---
---   store:claim(key) -> true
---                     | false, "seen" | "in_flight"
---                     | nil, err            (the store itself failed)
---     Atomically: if `key` is absent (or its entry expired), record it as
---     "in_flight" for at most `lease` seconds and return true: the caller now
---     owns the key and MUST later call exactly one of commit/release.
---     Otherwise return false and the current state; nothing changes.
---     Atomic means: of several concurrent claims of one absent key (coroutines,
---     nginx workers sharing a dict) exactly one returns true.
---   store:commit(key) -> true | nil, err
---     The claimed key's handlers succeeded: record it as "seen" for `ttl`
---     seconds from now (replacing the claim).
---   store:release(key) -> true | nil, err
---     The claimed key's handlers failed: forget it, so the sender's retry of
---     the same event can claim it again.
---
--- An in-flight claim that is neither committed nor released (the process or
--- worker died mid-dispatch) expires after `lease` seconds, so the event is
--- not blocked forever. A "seen" entry expires after `ttl` seconds; Linq
--- retries for about 25 minutes, so a ttl shorter than that lets a very late
--- retry dispatch again (at-least-once, as Linq documents).
---
--- What the dispatcher answers: claim true -> dispatch, then commit (200) or
--- release (500, Linq retries); false "seen" -> 200, duplicate; false
--- "in_flight" -> 503, duplicate (Linq retries later, by when the first
--- delivery has either committed or released); nil, err -> 500.
--- Any other second value after false is treated as "seen".
---
--- Reference mapping onto an OpenResty shared dict (`linq.store.shdict`):
---   claim   = dict:add(key, "in_flight", lease)
---             ok -> true; err "exists" -> false, dict:get(key) (nil there:
---             the entry just expired -> false, "in_flight", so the sender
---             retries); other err (e.g. "no memory") -> nil, err
---   commit  = dict:set(key, "seen", ttl)
---   release = dict:delete(key)
+-- Implements the store interface documented in linqwebhooks.store
+-- (store/init.lua): claim / commit / release, and touch (renews a live
+-- claim's lease; false once it ran out). Handled ids are remembered for
+-- `ttl` = 1800 s by default, which covers Linq's ~25-minute retry window.
 --
 -- This module's extra methods (not part of the interface): store:state(key)
 -- -> "seen" | "in_flight" | nil, store:size(), store:clear().
@@ -57,25 +19,20 @@ Store.__tostring = function(s)
 end
 M.Store = Store
 
-local DEFAULTS = { max = 10000, ttl = 600, lease = 60 }
+local stores = require "linqwebhooks.store"
 
-local function positive(integer)
-  return function(v)
-    if v ~= v or v <= 0 or v == math.huge or (integer and v % 1 ~= 0) then
-      return false, integer and "must be a whole number > 0" or "must be a number > 0"
-    end
-    return true
-  end
-end
+local DEFAULTS = { max = 10000, ttl = stores.DEFAULT_TTL, lease = stores.DEFAULT_LEASE }
+
+local seconds = options.number{ above = 0, unit = "seconds" }
 
 M.SCHEMA = {
-  max = { types = { "number" }, check = positive(true) },
-  ttl = { types = { "number" }, check = positive(false) },
-  lease = { types = { "number" }, check = positive(false) },
+  max = { types = { "number" }, check = options.number{ above = 0, integer = true } },
+  ttl = { types = { "number" }, check = seconds },
+  lease = { types = { "number" }, check = seconds },
   clock = "function",
 }
 
---- linq.store.memory{ max = 10000, ttl = 600, lease = 60, clock = os.time }
+--- linq.store.memory{ max = 10000, ttl = 1800, lease = 60, clock = os.time }
 -- max: entries kept (least recently used evicted first); ttl: seconds a
 -- "seen" id is remembered; lease: seconds an in-flight claim lasts; clock:
 -- function returning "now" in seconds (tests inject a fake one).
@@ -265,6 +222,25 @@ function Store:release(key)
   if i and self._e[5 * i + STATE] == "in_flight" then
     remove(self, i)
   end
+  return true
+end
+
+--- store:touch(key) -> true | false: renews a live in-flight claim for
+-- another `lease` seconds; false when the key is not in flight or its lease
+-- already ran out (a retry may have claimed it meanwhile).
+function Store:touch(key)
+  check_key("touch", key)
+  local i = self._slot[key]
+  if not i then
+    return false
+  end
+  local t = now(self)
+  local b = 5 * i
+  local e = self._e
+  if e[b + STATE] ~= "in_flight" or e[b + EXP] <= t then
+    return false
+  end
+  e[b + EXP] = t + self._lease
   return true
 end
 
