@@ -462,8 +462,9 @@ describe("linqwebhooks.receiver clock skew", function()
       assert.equal(200, post_signed(port, "evt_stamp").status)
       os.execute("kill -TERM " .. c.pid)
       local out = c.p:read("*a")
-      assert.matches("\n%[%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ%] POST /webhooks %-> 200 message.received evt_stamp", out)
-      assert.matches("%[%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ%] ERROR webhook rejected: timestamp_too_old %(clock skew %+9%d%d s%)", out)
+      local stamp = "%[%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ%] "
+      assert.matches("\n" .. stamp .. "POST /webhooks %-> 200 message.received evt_stamp", out)
+      assert.matches(stamp .. "ERROR webhook rejected: timestamp_too_old %(clock skew %+9%d%d s%)", out)
     end)
     finish_child(c)
     assert(ok, err)
@@ -516,5 +517,45 @@ describe("linqwebhooks.receiver.serve signal state", function()
     end)
     finish_child(c)
     assert(ok, err)
+  end)
+end)
+
+describe("linqwebhooks.receiver request-head limits (linqwebhooks.http_server)", function()
+  local r
+  before_each(function()
+    r = assert(receiver.new{ hooks = linq.webhooks{ secret = SECRET }, port = 0, timeout = 2 })
+  end)
+  after_each(function()
+    r:close()
+  end)
+
+  it("answers 414 to a request line over 8 KiB", function()
+    local res = exchange(r, "POST /webhooks?" .. string.rep("a", 9000) .. " HTTP/1.1\r\n\r\n")
+    assert.equal(414, res.status)
+    -- even before the line ends
+    res = exchange(r, "POST /webhooks?" .. string.rep("a", 9000))
+    assert.equal(414, res.status)
+  end)
+
+  it("answers 431 to a header line over 8 KiB, over 100 header lines or a head over 16 KiB", function()
+    local res = exchange(r, raw_request("/webhooks", { ["X-Big"] = string.rep("b", 9000) }, "{}"))
+    assert.equal(431, res.status)
+    local many = {}
+    for i = 1, 101 do
+      many["X-H" .. i] = "v"
+    end
+    res = exchange(r, raw_request("/webhooks", many, "{}"))
+    assert.equal(431, res.status)
+    local big = {}
+    for i = 1, 5 do
+      big["X-B" .. i] = string.rep("c", 4000)
+    end
+    res = exchange(r, raw_request("/webhooks", big, "{}"))
+    assert.equal(431, res.status)
+  end)
+
+  it("answers 400 to conflicting Content-Length headers", function()
+    local res = exchange(r, "POST /webhooks HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}")
+    assert.equal(400, res.status)
   end)
 end)
