@@ -295,6 +295,8 @@ describe("emulator delivery", function()
               if line then
                 t.requests[#t.requests + 1] = { line = line, headers = headers, body = body }
                 conn:send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+              else
+                t.failures[#t.failures + 1] = "closed without a request"
               end
             else
               t.failures[#t.failures + 1] = tostring(err)
@@ -309,11 +311,12 @@ describe("emulator delivery", function()
       return t
     end
 
-    local function deliver(delivery_opts, check)
+    local function deliver(delivery_opts, check, host)
       with({ delivery = delivery_opts }, function(emu)
         local t = tls_receiver()
         local ok, err = pcall(function()
-          local sub = subscribe(emu, { target_url = t.url .. "/hook", subscribed_events = { "message.received" } })
+          local url = host and t.url:gsub("127%.0%.0%.1", host) or t.url
+          local sub = subscribe(emu, { target_url = url .. "/hook", subscribed_events = { "message.received" } })
           local res = trigger(emu, { event_type = "message.received" })
           t.poll(function() return #t.requests > 0 or #t.failures > 0 end, 15)
           local log = wait_log(emu, function(l) return final(l, res.event_id) ~= nil end, 15)
@@ -342,6 +345,13 @@ describe("emulator delivery", function()
         assert.are.equal(1, #t.requests)
         assert.are.equal("delivered", e.outcome)
       end)
+    end)
+
+    it("fail when the certificate does not name the target host", function()
+      deliver({ ca_file = dir .. "/good.pem", attempts = 1, timeout = 5 }, function(t, _, _, e)
+        assert.are.equal(0, #t.requests)
+        assert.are.equal("tls: certificate does not name localhost", e.error)
+      end, "localhost")
     end)
 
     it("fail with a TLS error in the attempts log when the CA does not match", function()

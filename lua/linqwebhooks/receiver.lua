@@ -168,7 +168,7 @@ local function handle(self, req)
   end
   local ok, res = pcall(hooks.handle, hooks, req.body, req.raw_headers)
   if not ok then
-    io.stderr:write("linqwebhooks receiver: hooks:handle raised: ", tostring(res), "\n")
+    io.stderr:write("[", utc_stamp(), "] linqwebhooks receiver: hooks:handle raised: ", tostring(res), "\n")
     return 500, text(), "internal error"
   end
   local err = res.err
