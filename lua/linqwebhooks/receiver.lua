@@ -138,7 +138,7 @@ end
 
 function Receiver:_emit(line)
   if self._log then
-    self._log(line)
+    pcall(self._log, line) -- a failing log function never changes the answer
   else
     io.stderr:write("[", utc_stamp(), "] linqwebhooks receiver: ", line, "\n")
     io.stderr:flush()
