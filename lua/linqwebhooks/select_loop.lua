@@ -64,7 +64,7 @@ function Loop:after(delay, fn)
   return t
 end
 
-function Loop:cancel(timer)
+function Loop.cancel(_, timer)
   timer.cancelled = true
 end
 
