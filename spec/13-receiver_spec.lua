@@ -289,3 +289,273 @@ describe("linqwebhooks.receiver.serve (child process)", function()
     assert.matches("linqwebhooks receiver stopped", proc.rest)
   end)
 end)
+
+-- Runs a Lua script as a child process; returns { p, pid, file, line() }.
+local function run_child(script)
+  local file = os.tmpname()
+  local f = assert(io.open(file, "w"))
+  f:write(script)
+  f:close()
+  local p = assert(io.popen("LWH_TEST_SECRET='" .. SECRET .. "' LUA_PATH='" .. package.path
+    .. "' LUA_CPATH='" .. package.cpath .. "' sh -c 'echo $$; exec " .. LUA .. " " .. file
+    .. "' 2>&1"))
+  local pid = tonumber(p:read("*l"))
+  return { p = p, pid = pid, file = file }
+end
+
+local function finish_child(c)
+  if not c.done then
+    c.done = true
+    os.execute("kill -KILL " .. c.pid .. " 2>/dev/null")
+    c.p:close()
+    os.remove(c.file)
+  end
+end
+
+local function post_signed(port, id)
+  local body, headers = signed("message.received", { id = id })
+  local c = socket.tcp()
+  c:settimeout(5)
+  assert(c:connect("127.0.0.1", port))
+  assert(c:send(raw_request("/webhooks", headers, body)))
+  local resp, _, partial = c:receive("*a")
+  c:close()
+  return parse_response(resp or partial)
+end
+
+describe("linqwebhooks.receiver concurrency", function()
+  local child
+  after_each(function()
+    if child then
+      finish_child(child)
+    end
+  end)
+
+  it("answers a real delivery while slowloris clients hold connections open", function()
+    -- timeout = 30: each slow client may hold its connection for 30 s
+    child = run_child([[
+      local linq = require "linqwebhooks"
+      local hooks = linq.webhooks{ secret = os.getenv("LWH_TEST_SECRET") }
+      hooks:on("*", function(ev) print("handled " .. ev.id) end)
+      assert(require("linqwebhooks.receiver").serve{ hooks = hooks, port = 0, timeout = 30 })
+    ]])
+    local url = child.p:read("*l"):match("listening on (http://%S+)")
+    local port = tonumber(url:match(":(%d+)/"))
+    local head = "POST /webhooks HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+    local slow = {}
+    for i = 1, 5 do
+      local c = socket.tcp()
+      c:settimeout(5)
+      assert(c:connect("127.0.0.1", port))
+      assert(c:send(head:sub(1, 10)))
+      slow[i] = c
+    end
+    -- the real delivery, read without blocking while the slow clients trickle bytes
+    local body, headers = signed("message.received", { id = "evt_beside_slowloris" })
+    local real = socket.tcp()
+    real:settimeout(5)
+    assert(real:connect("127.0.0.1", port))
+    assert(real:send(raw_request("/webhooks", headers, body)))
+    real:settimeout(0)
+    local got, pos = "", 11
+    local t0 = socket.gettime()
+    while socket.gettime() - t0 < 5 do
+      for _, c in ipairs(slow) do
+        c:send(head:sub(pos, pos))
+      end
+      pos = pos < #head and pos + 1 or pos
+      socket.select({ real }, nil, 0.1)
+      local data, err, partial = real:receive("*a")
+      got = got .. (data or partial or "")
+      if err == "closed" or data then
+        break
+      end
+    end
+    real:close()
+    local res = parse_response(got)
+    assert.equal(200, res.status)
+    assert.equal("ok", res.body)
+    -- ... answered while every slow client is still waiting for its answer
+    for _, c in ipairs(slow) do
+      c:settimeout(0)
+      local data, err, partial = c:receive("*a")
+      assert.equal("timeout", err)
+      assert.equal("", data or partial)
+      c:close()
+    end
+  end)
+
+  it("at max_connections, closes the quietest connection so a new client is served", function()
+    local hooks = linq.webhooks{ secret = SECRET }
+    local r = assert(receiver.new{ hooks = hooks, port = 0, max_connections = 3, timeout = 30 })
+    local idle = {}
+    for i = 1, 3 do
+      idle[i] = socket.tcp()
+      idle[i]:settimeout(5)
+      assert(idle[i]:connect("127.0.0.1", r.port))
+      r:step(0.05)
+    end
+    local body, headers = signed("message.received")
+    local c = socket.tcp()
+    c:settimeout(5)
+    assert(c:connect("127.0.0.1", r.port))
+    assert(c:send(raw_request("/webhooks", headers, body)))
+    assert.is_true(r:step(5))
+    local res = parse_response(c:receive("*a"))
+    c:close()
+    assert.equal(200, res.status)
+    -- the first idle connection was the one closed
+    idle[1]:settimeout(2)
+    local _, err = idle[1]:receive("*a") -- EOF or reset, not a timeout
+    assert.are_not.equal("timeout", err)
+    assert.equal(1, r._server.evicted)
+    for _, s in ipairs(idle) do
+      s:close()
+    end
+    r:close()
+  end)
+end)
+
+describe("linqwebhooks.receiver clock skew", function()
+  it("logs an ERROR line with the reason and the measured skew", function()
+    local lines = {}
+    local hooks = linq.webhooks{ secret = SECRET }
+    local r = assert(receiver.new{ hooks = hooks, port = 0, log = function(l) lines[#lines + 1] = l end })
+    for _, case in ipairs({ { -1000, "timestamp_too_old", 1 }, { 1000, "timestamp_too_new", -1 } }) do
+      lines = {}
+      local body = '{"event_type":"message.received","event_id":"e","data":{}}'
+      local h = linq.sign{ secret = SECRET, body = body, id = "msg_skew", timestamp = os.time() + case[1] }
+      local res = exchange(r, raw_request("/webhooks", h, body))
+      assert.equal(401, res.status)
+      local err_line
+      for _, l in ipairs(lines) do
+        if l:match("^ERROR") then
+          err_line = l
+        end
+      end
+      assert.is_string(err_line)
+      assert.matches(case[2], err_line, 1, true)
+      local skew = tonumber(err_line:match("clock skew ([+-]%d+) s"))
+      assert.is_number(skew)
+      assert.is_true(skew * case[3] >= 998 and skew * case[3] <= 1002, err_line)
+    end
+    r:close()
+  end)
+
+  it("stamps the default log lines with UTC time", function()
+    local c = run_child([[
+      local linq = require "linqwebhooks"
+      local hooks = linq.webhooks{ secret = os.getenv("LWH_TEST_SECRET") }
+      assert(require("linqwebhooks.receiver").serve{ hooks = hooks, port = 0 })
+    ]])
+    local ok, err = pcall(function()
+      local url = c.p:read("*l"):match("listening on (http://%S+)")
+      local port = tonumber(url:match(":(%d+)/"))
+      local body = '{"event_type":"message.received","event_id":"e","data":{}}'
+      local h = linq.sign{ secret = SECRET, body = body, id = "msg_skew", timestamp = os.time() - 900 }
+      local cl = socket.tcp()
+      cl:settimeout(5)
+      assert(cl:connect("127.0.0.1", port))
+      cl:send(raw_request("/webhooks", h, body))
+      cl:receive("*a")
+      cl:close()
+      assert.equal(200, post_signed(port, "evt_stamp").status)
+      os.execute("kill -TERM " .. c.pid)
+      local out = c.p:read("*a")
+      local stamp = "%[%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ%] "
+      assert.matches("\n" .. stamp .. "POST /webhooks %-> 200 message.received evt_stamp", out)
+      assert.matches(stamp .. "ERROR webhook rejected: timestamp_too_old %(clock skew %+9%d%d s%)", out)
+    end)
+    finish_child(c)
+    assert(ok, err)
+  end)
+end)
+
+describe("linqwebhooks.receiver.serve signal state", function()
+  it("restores the handlers when serve returns: a second serve works, a later SIGTERM ends the process", function()
+    local c = run_child([[
+      local socket = require "socket"
+      local linq = require "linqwebhooks"
+      local receiver = require "linqwebhooks.receiver"
+      local hooks = linq.webhooks{ secret = os.getenv("LWH_TEST_SECRET") }
+      assert(receiver.serve{ hooks = hooks, port = 0 })
+      print("first returned")
+      assert(receiver.serve{ hooks = hooks, port = 0 })
+      print("second returned")
+      io.stdout:flush()
+      local t0 = socket.gettime()
+      while socket.gettime() - t0 < 10 do socket.sleep(0.05) end
+      print("survived SIGTERM")
+    ]])
+    local ok, err = pcall(function()
+      local function until_line(pat)
+        while true do
+          local l = c.p:read("*l")
+          if not l or l:match(pat) then
+            return l
+          end
+        end
+      end
+      local url = until_line("listening on"):match("listening on (http://%S+)")
+      local port = tonumber(url:match(":(%d+)/"))
+      assert.equal(200, post_signed(port, "evt_first").status)
+      os.execute("kill -TERM " .. c.pid)
+      assert.is_string(until_line("^first returned"))
+      local line2 = until_line("listening on")
+      assert.is_string(line2)
+      local port2 = tonumber(line2:match(":(%d+)/"))
+      -- the second serve is serving, not returning at once
+      assert.equal(200, post_signed(port2, "evt_second").status)
+      os.execute("kill -TERM " .. c.pid)
+      assert.is_string(until_line("^second returned"))
+      -- the default handler is back: this SIGTERM ends the process
+      local t0 = socket.gettime()
+      os.execute("kill -TERM " .. c.pid)
+      local rest = c.p:read("*a")
+      assert.is_nil(rest:find("survived SIGTERM", 1, true))
+      assert.is_true(socket.gettime() - t0 < 8)
+    end)
+    finish_child(c)
+    assert(ok, err)
+  end)
+end)
+
+describe("linqwebhooks.receiver request-head limits (linqwebhooks.http_server)", function()
+  local r
+  before_each(function()
+    r = assert(receiver.new{ hooks = linq.webhooks{ secret = SECRET }, port = 0, timeout = 2 })
+  end)
+  after_each(function()
+    r:close()
+  end)
+
+  it("answers 414 to a request line over 8 KiB", function()
+    local res = exchange(r, "POST /webhooks?" .. string.rep("a", 9000) .. " HTTP/1.1\r\n\r\n")
+    assert.equal(414, res.status)
+    -- even before the line ends
+    res = exchange(r, "POST /webhooks?" .. string.rep("a", 9000))
+    assert.equal(414, res.status)
+  end)
+
+  it("answers 431 to a header line over 8 KiB, over 100 header lines or a head over 16 KiB", function()
+    local res = exchange(r, raw_request("/webhooks", { ["X-Big"] = string.rep("b", 9000) }, "{}"))
+    assert.equal(431, res.status)
+    local many = {}
+    for i = 1, 101 do
+      many["X-H" .. i] = "v"
+    end
+    res = exchange(r, raw_request("/webhooks", many, "{}"))
+    assert.equal(431, res.status)
+    local big = {}
+    for i = 1, 5 do
+      big["X-B" .. i] = string.rep("c", 4000)
+    end
+    res = exchange(r, raw_request("/webhooks", big, "{}"))
+    assert.equal(431, res.status)
+  end)
+
+  it("answers 400 to conflicting Content-Length headers", function()
+    local res = exchange(r, "POST /webhooks HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}")
+    assert.equal(400, res.status)
+  end)
+end)

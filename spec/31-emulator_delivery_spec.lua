@@ -253,15 +253,114 @@ describe("emulator delivery", function()
     end)
   end)
 
-  it("logs https targets as not deliverable (no TLS client)", function()
-    with({}, function(emu)
-      subscribe(emu, { target_url = "https://example.com/hook", subscribed_events = { "participant.added" } })
-      local res = trigger(emu, { event_type = "participant.added" })
-      assert.are.equal(1, res.matched)
-      local log = wait_log(emu, function(l) return final(l, res.event_id) ~= nil end)
-      local e = final(log, res.event_id)
-      assert.are.equal("tls_not_supported", e.error)
-      assert.are.equal("failed", e.outcome)
+  describe("to https:// targets (LuaSec)", function()
+    local util = require "support.util"
+    local dir
+
+    -- A self-signed certificate for 127.0.0.1 (IP SAN) and an unrelated one.
+    setup(function()
+      dir = os.tmpname()
+      os.remove(dir)
+      assert(os.execute("mkdir -p " .. dir))
+      for _, name in ipairs({ "good", "other" }) do
+        local cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1"
+          .. " -addext subjectAltName=IP:127.0.0.1 -keyout " .. dir .. "/" .. name .. "-key.pem"
+          .. " -out " .. dir .. "/" .. name .. ".pem >/dev/null 2>&1"
+        assert(os.execute(cmd))
+      end
+    end)
+    teardown(function()
+      os.execute("rm -rf " .. util.sh_quote(dir))
+    end)
+
+    -- An in-process TLS receiver: poll(pred, secs) serves connections until pred().
+    local function tls_receiver()
+      local ssl = require "ssl"
+      local server = assert(socket.bind("127.0.0.1", 0))
+      server:settimeout(0.05)
+      local _, port = server:getsockname()
+      local ctx = assert(ssl.newcontext{ mode = "server", protocol = "any",
+        key = dir .. "/good-key.pem", certificate = dir .. "/good.pem" })
+      local t = { url = "https://127.0.0.1:" .. port, requests = {}, failures = {} }
+      function t.poll(pred, secs)
+        local deadline = socket.gettime() + (secs or 10)
+        while not pred() and socket.gettime() < deadline do
+          local c = server:accept()
+          if c then
+            c:settimeout(5)
+            local conn = assert(ssl.wrap(c, ctx))
+            local ok, err = conn:dohandshake()
+            if ok then
+              local line, headers, body = util.read_request(conn)
+              if line then
+                t.requests[#t.requests + 1] = { line = line, headers = headers, body = body }
+                conn:send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+              else
+                t.failures[#t.failures + 1] = "closed without a request"
+              end
+            else
+              t.failures[#t.failures + 1] = tostring(err)
+            end
+            conn:close()
+          end
+        end
+      end
+      function t.close()
+        server:close()
+      end
+      return t
+    end
+
+    local function deliver(delivery_opts, check, host)
+      with({ delivery = delivery_opts }, function(emu)
+        local t = tls_receiver()
+        local ok, err = pcall(function()
+          local url = host and t.url:gsub("127%.0%.0%.1", host) or t.url
+          local sub = subscribe(emu, { target_url = url .. "/hook", subscribed_events = { "message.received" } })
+          local res = trigger(emu, { event_type = "message.received" })
+          t.poll(function() return #t.requests > 0 or #t.failures > 0 end, 15)
+          local log = wait_log(emu, function(l) return final(l, res.event_id) ~= nil end, 15)
+          check(t, sub, res, final(log, res.event_id))
+        end)
+        t.close()
+        assert(ok, err)
+      end)
+    end
+
+    it("deliver signed events end to end with insecure = true (self-signed certificate)", function()
+      deliver({ insecure = true, attempts = 1, timeout = 5 }, function(t, sub, res, e)
+        assert.are.equal(1, #t.requests)
+        local req = t.requests[1]
+        assert.are.equal("POST /hook HTTP/1.1", req.line)
+        local info, err = linq.verifier{ secret = sub.signing_secret }:verify(req.body, req.headers)
+        assert.is_table(info, tostring(err))
+        assert.are.equal(res.event_id, info.id)
+        assert.are.equal("delivered", e.outcome)
+        assert.are.equal(200, e.status)
+      end)
+    end)
+
+    it("verify the certificate and host name against ca_file", function()
+      deliver({ ca_file = dir .. "/good.pem", attempts = 1, timeout = 5 }, function(t, _, _, e)
+        assert.are.equal(1, #t.requests)
+        assert.are.equal("delivered", e.outcome)
+      end)
+    end)
+
+    it("fail when the certificate does not name the target host", function()
+      deliver({ ca_file = dir .. "/good.pem", attempts = 1, timeout = 5 }, function(t, _, _, e)
+        assert.are.equal(0, #t.requests)
+        assert.are.equal("tls: certificate does not name localhost", e.error)
+      end, "localhost")
+    end)
+
+    it("fail with a TLS error in the attempts log when the CA does not match", function()
+      deliver({ ca_file = dir .. "/other.pem", attempts = 1, timeout = 5 }, function(t, _, _, e)
+        assert.are.equal(0, #t.requests)
+        assert.is_nil(e.status)
+        assert.matches("^tls: .*certificate", e.error)
+        assert.are_not.equal("delivered", e.outcome)
+      end)
     end)
   end)
 
@@ -366,8 +465,8 @@ describe("emulator delivery", function()
     end)
 
     it("clear the attempts log with DELETE", function()
-      with({}, function(emu)
-        subscribe(emu, { target_url = "https://example.com/x", subscribed_events = { "message.sent" } })
+      with({ delivery = { attempts = 1, timeout = 5 } }, function(emu)
+        subscribe(emu, { target_url = "https://127.0.0.1:1/x", subscribed_events = { "message.sent" } })
         trigger(emu, { event_type = "message.sent" })
         wait_log(emu, function(l) return #l == 1 end)
         assert.are.equal(1, #deliveries(emu))

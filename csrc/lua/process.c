@@ -4,6 +4,8 @@
  *
  *   core.signal_watch()        install the handlers (idempotent) -> true
  *   core.signal_pending()      -> "SIGTERM" | "SIGINT" | nil (the flag is not cleared)
+ *   core.signal_unwatch()      restore the handlers signal_watch replaced and clear
+ *                              the flag (idempotent) -> true
  *   core.getpid()              -> integer
  *   core.kill(pid, "TERM"|"KILL"|"INT"|0) -> true | nil, message
  *                                 (0 = probe: true while the process exists)
@@ -24,6 +26,7 @@
 
 static volatile sig_atomic_t lwh_signal_seen = 0;
 static int lwh_signal_installed = 0;
+static struct sigaction lwh_signal_old_term, lwh_signal_old_int;
 
 static void lwh_on_signal(int sig)
 {
@@ -38,10 +41,27 @@ static int lwh_l_signal_watch(lua_State *L)
         sa.sa_handler = lwh_on_signal;
         sigemptyset(&sa.sa_mask);
         sa.sa_flags = SA_RESTART; /* blocking I/O resumes; select() still returns early */
-        if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+        if (sigaction(SIGTERM, &sa, &lwh_signal_old_term) != 0)
             return luaL_error(L, "signal_watch: sigaction failed: %s", strerror(errno));
+        if (sigaction(SIGINT, &sa, &lwh_signal_old_int) != 0) {
+            int e = errno;
+            sigaction(SIGTERM, &lwh_signal_old_term, NULL);
+            return luaL_error(L, "signal_watch: sigaction failed: %s", strerror(e));
+        }
         lwh_signal_installed = 1;
     }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int lwh_l_signal_unwatch(lua_State *L)
+{
+    if (lwh_signal_installed) {
+        sigaction(SIGTERM, &lwh_signal_old_term, NULL);
+        sigaction(SIGINT, &lwh_signal_old_int, NULL);
+        lwh_signal_installed = 0;
+    }
+    lwh_signal_seen = 0;
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -136,6 +156,7 @@ void lwh_process_open(lua_State *L)
     static const luaL_Reg fns[] = {
         { "signal_watch", lwh_l_signal_watch },
         { "signal_pending", lwh_l_signal_pending },
+        { "signal_unwatch", lwh_l_signal_unwatch },
         { "getpid", lwh_l_getpid },
         { "kill", lwh_l_kill },
         { "waitpid", lwh_l_waitpid },

@@ -11,20 +11,26 @@
 --   while running do r:step(0.1) end                     -- serves what arrives
 --   r:close()
 --
--- One connection at a time, one request per connection (`Connection: close`),
--- each bounded by `timeout` seconds: meant for local development, tests and
--- demos, not for the open internet (put nginx + linqwebhooks there).
+-- Many connections at once on one non-blocking select() loop
+-- (linqwebhooks.http_server): a slow or idle client never delays another
+-- delivery. One request per connection (`Connection: close`), each bounded by
+-- `timeout` seconds; at most `max_connections` open connections (at the cap
+-- the quietest one is closed). Meant for local development, tests and demos,
+-- not for the open internet (put nginx + linqwebhooks there).
 -- The raw body is read exactly (Content-Length, at most `max_body` bytes,
 -- 413 beyond; no chunked bodies: 411), header names keep their case,
 -- repeated headers become arrays, and the answer is `hooks:handle`'s status
--- and body.
+-- and body. A delivery refused for its timestamp (timestamp_too_old/new)
+-- logs an ERROR line with the measured clock skew.
 local socket = require "socket"
 local options = require "linqwebhooks.options"
+local http_server = require "linqwebhooks.http_server"
+local select_loop = require "linqwebhooks.select_loop"
 
 local M = {}
 
-M.MAX_HEAD = 16 * 1024
-M.MAX_HEADERS = 100
+M.MAX_HEAD = http_server.MAX_HEAD
+M.MAX_HEADERS = http_server.MAX_HEADERS
 
 local Receiver = {}
 Receiver.__index = Receiver
@@ -32,16 +38,6 @@ Receiver.__tostring = function(r)
   return "linqwebhooks.receiver " .. (r._server and r.url or "(closed)")
 end
 M.Receiver = Receiver
-
-local REASONS = {
-  [100] = "Continue", [200] = "OK", [202] = "Accepted", [204] = "No Content",
-  [400] = "Bad Request", [401] = "Unauthorized", [404] = "Not Found",
-  [405] = "Method Not Allowed", [408] = "Request Timeout", [411] = "Length Required",
-  [413] = "Content Too Large", [429] = "Too Many Requests",
-  [431] = "Request Header Fields Too Large", [500] = "Internal Server Error",
-  [501] = "Not Implemented", [503] = "Service Unavailable",
-  [505] = "HTTP Version Not Supported",
-}
 
 local function check_hooks(v)
   local ok, f = pcall(function() return v.handle end)
@@ -79,21 +75,129 @@ M.SCHEMA = {
   path = { types = { "string" }, check = check_path },
   max_body = { types = { "number" }, check = check_positive },
   timeout = { types = { "number" }, check = check_positive },
+  max_connections = { types = { "number" }, check = function(v)
+    if v % 1 ~= 0 or v < 1 or v > 512 then
+      return false, "must be a whole number from 1 to 512"
+    end
+    return true
+  end },
   log = { types = { "function", "boolean" } },
 }
 
 local DEFAULTS = { host = "127.0.0.1", port = 0, path = "/webhooks", max_body = 1024 * 1024,
-                   timeout = 10 }
+                   timeout = 10, max_connections = 128 }
 
 local function stdout_log(line)
-  io.stdout:write(line, "\n")
+  io.stdout:write("[", os.date("!%Y-%m-%dT%H:%M:%SZ"), "] ", line, "\n")
   io.stdout:flush()
 end
 
+local TEXT = { ["Content-Type"] = "text/plain; charset=utf-8" }
+
+local function text(extra)
+  local h = { ["Content-Type"] = TEXT["Content-Type"] }
+  for k, v in pairs(extra or {}) do
+    h[k] = v
+  end
+  return h
+end
+
+local function utc_stamp()
+  return os.date("!%Y-%m-%dT%H:%M:%SZ")
+end
+
+local SKEW = { timestamp_too_old = true, timestamp_too_new = true }
+
+-- The delivery's signed timestamp (either header set), or nil.
+local function header_timestamp(headers)
+  for k, v in pairs(headers) do
+    local l = k:lower()
+    if (l == "webhook-timestamp" or l == "x-webhook-timestamp") and type(v) == "string" then
+      local n = tonumber(v:match("^%s*(%d+)%s*$") or "")
+      if n then
+        return n
+      end
+    end
+  end
+end
+
+--- A delivery whose signature may be fine but whose timestamp is outside the
+-- tolerance: Linq does not retry 4xx, so say it loudly (reason and the
+-- measured skew: positive = this clock is ahead of the sender's).
+local function report_skew(self, err, headers)
+  local skew = tonumber(err.skew)
+  if not skew then
+    local ts = header_timestamp(headers)
+    skew = ts and (os.time() - ts) or nil
+  end
+  local line = string.format("ERROR webhook rejected: %s (clock skew %s s); "
+    .. "Linq does not retry 4xx answers: check this host's clock (NTP)", err.reason,
+    skew and string.format("%+d", math.floor(skew + 0.5)) or "unknown")
+  self:_emit(line)
+end
+
+function Receiver:_emit(line)
+  if self._log then
+    pcall(self._log, line) -- a failing log function never changes the answer
+  else
+    io.stderr:write("[", utc_stamp(), "] linqwebhooks receiver: ", line, "\n")
+    io.stderr:flush()
+  end
+end
+
+-- Refuses what is not a delivery before its body is read.
+local function on_head(self, req)
+  if req.path ~= self.path then
+    return 404, text(), "not found"
+  end
+  if req.method ~= "POST" then
+    return 405, text{ Allow = "POST" }, "use POST"
+  end
+  if req.headers["transfer-encoding"] then
+    return 411, text(), "send the body with Content-Length (no Transfer-Encoding)"
+  end
+  if req.headers["content-length"] == nil then
+    return 411, text(), "Content-Length required"
+  end
+end
+
+local function handle(self, req)
+  local hooks = self._hooks
+  if not hooks then
+    return 503, text(), "receiver not ready (no hooks yet)"
+  end
+  local ok, res = pcall(hooks.handle, hooks, req.body, req.raw_headers)
+  if not ok then
+    io.stderr:write("[", utc_stamp(), "] linqwebhooks receiver: hooks:handle raised: ", tostring(res), "\n")
+    return 500, text(), "internal error"
+  end
+  local err = res.err
+  if type(err) == "table" and SKEW[err.reason] then
+    report_skew(self, err, req.raw_headers)
+  end
+  return res.status, text(), res.body, res
+end
+
+local function log_line(self, req, status, res)
+  if not self._log then
+    return
+  end
+  local ev = type(res) == "table" and res.event or nil
+  self._log(string.format("%s %s -> %d%s%s", req and req.method or "-",
+    req and req.target or "-", status,
+    ev and (" " .. ev.type .. " " .. ev.id) or "",
+    type(res) == "table" and (res.duplicate and " (duplicate)" or
+      (res.err and (" (" .. tostring(res.err.reason or res.err.kind) .. ")") or "")) or ""))
+end
+
 --- receiver.new{ hooks, host = "127.0.0.1", port = 0, path = "/webhooks",
---                max_body = 1 MiB, timeout = 10, log = false | fn(line) }
+--                max_body = 1 MiB, timeout = 10, max_connections = 128,
+--                log = false | true | fn(line) }
 -- Binds and listens; raises on bad options, returns nil, err when the
 -- address cannot be bound. `hooks` may be given later with r:set_hooks.
+-- log = true prints one "[2026-12-01T16:00:00Z] POST /webhooks -> 200 ..."
+-- line per request on stdout; ERROR lines (clock skew) go to the log, or to
+-- stderr (timestamped) when there is none.
 function M.new(opts, level)
   level = (level or 1) + 1
   if type(opts) ~= "table" then
@@ -102,30 +206,42 @@ function M.new(opts, level)
   options.check("linqwebhooks.receiver", opts, M.SCHEMA, level)
   local host = opts.host or DEFAULTS.host
   local port = opts.port or DEFAULTS.port
-  local server, err = socket.bind(host, port)
-  if not server then
-    return nil, "receiver: cannot listen on " .. host .. ":" .. port .. ": " .. tostring(err)
-  end
-  server:settimeout(0)
-  local _, bound = server:getsockname()
   local path = opts.path or DEFAULTS.path
-  local shown = host:find(":", 1, true) and ("[" .. host .. "]") or host
   local log = opts.log
   if log == true then
     log = stdout_log
   end
-  return setmetatable({
-    _server = server,
+  local self = setmetatable({
     _hooks = opts.hooks,
     _max_body = opts.max_body or DEFAULTS.max_body,
     _timeout = opts.timeout or DEFAULTS.timeout,
     _log = log or nil,
     host = host,
-    port = tonumber(bound),
     path = path,
-    url = "http://" .. shown .. ":" .. tostring(bound) .. path,
     served = 0,
   }, Receiver)
+  self._loop = select_loop.new{ log = function(msg)
+    io.stderr:write("[", utc_stamp(), "] linqwebhooks receiver: ", msg, "\n")
+  end }
+  local server, err = http_server.listen(self._loop, {
+    host = host,
+    port = port,
+    keep_alive = false,
+    timeout = self._timeout,
+    max_body = self._max_body,
+    max_clients = opts.max_connections or DEFAULTS.max_connections,
+    on_head = function(req) return on_head(self, req) end,
+    handler = function(req) return handle(self, req) end,
+    log = function(req, status, note) return log_line(self, req, status, note) end,
+  })
+  if not server then
+    return nil, "receiver: cannot listen on " .. host .. ":" .. port .. ": " .. tostring(err)
+  end
+  self._server = server
+  self.port = server.port
+  local shown = host:find(":", 1, true) and ("[" .. host .. "]") or host
+  self.url = "http://" .. shown .. ":" .. tostring(server.port) .. path
+  return self
 end
 
 --- r:set_hooks(hooks): the dispatcher to answer with (until then: 503).
@@ -138,242 +254,39 @@ function Receiver:set_hooks(hooks)
   return self
 end
 
-local function response(status, body, extra)
-  body = body or ""
-  local lines = { "HTTP/1.1 " .. status .. " " .. (REASONS[status] or "Status"),
-                  "Content-Type: text/plain; charset=utf-8",
-                  "Content-Length: " .. #body,
-                  "Connection: close" }
-  if extra then
-    lines[#lines + 1] = extra
-  end
-  return table.concat(lines, "\r\n") .. "\r\n\r\n" .. body
-end
-
---- Reads from a non-blocking socket until `done(buf)` says stop, the peer
--- closes, `limit` bytes are buffered, or the deadline passes.
--- Returns buf, nil | buf, "closed" | "timeout" | "too_large".
-local function read_until(sock, buf, deadline, limit, done)
-  while not done(buf) do
-    if #buf > limit then
-      return buf, "too_large"
-    end
-    local data, err, partial = sock:receive(8192)
-    local chunk = data or partial
-    if chunk and chunk ~= "" then
-      buf = buf .. chunk
-    elseif err == "closed" then
-      return buf, "closed"
-    elseif err == "timeout" then
-      local left = deadline - socket.gettime()
-      if left <= 0 then
-        return buf, "timeout"
-      end
-      socket.select({ sock }, nil, math.min(left, 0.5))
-    elseif err then
-      return buf, "closed"
-    end
-  end
-  return buf, nil
-end
-
---- Parses the head into method, target, headers (names as received;
--- repeated names, in any case, become arrays under the first spelling).
-local function parse_head(head)
-  local line, rest = head:match("^([^\r\n]*)\r\n(.*)$")
-  if not line then
-    line, rest = head, ""
-  end
-  local method, target, version = line:match("^(%u+) (%S+) HTTP/(%d%.%d)$")
-  if not method then
-    return nil, 400, "malformed request line"
-  end
-  if version ~= "1.1" and version ~= "1.0" then
-    return nil, 505, "HTTP/1.x only"
-  end
-  local headers, spelling, n = {}, {}, 0
-  if rest ~= "" then
-    for hl in (rest .. "\r\n"):gmatch("(.-)\r\n") do
-      local name, value = hl:match("^([!#$%%&'*+%-.^_`|~%w]+):[ \t]*(.-)[ \t]*$")
-      if not name or value:find("[%z\1-\8\10-\31\127]") then
-        return nil, 400, "malformed header line"
-      end
-      n = n + 1
-      if n > M.MAX_HEADERS then
-        return nil, 431, "too many headers"
-      end
-      local lower = name:lower()
-      local key = spelling[lower]
-      if not key then
-        spelling[lower] = name
-        headers[name] = value
-      else
-        local cur = headers[key]
-        if type(cur) == "table" then
-          cur[#cur + 1] = value
-        else
-          headers[key] = { cur, value }
-        end
-      end
-    end
-  end
-  return { method = method, target = target, version = version, headers = headers,
-           lower = spelling }
-end
-
-local function header(req, lname)
-  local key = req.lower[lname]
-  return key and req.headers[key] or nil
-end
-
---- Serves one accepted connection; returns status, request (or nil), result.
-local function serve_conn(self, sock)
-  local deadline = socket.gettime() + self._timeout
-  sock:settimeout(0)
-  local buf, err = read_until(sock, "", deadline, M.MAX_HEAD, function(b)
-    return b:find("\r\n\r\n", 1, true) ~= nil
-  end)
-  local e = buf:find("\r\n\r\n", 1, true)
-  if not e then
-    if err == "too_large" then
-      return 431, nil, nil, "request header block larger than 16 KiB"
-    elseif err == "timeout" then
-      return 408, nil, nil, "request head not received in time"
-    end
-    return nil -- peer went away
-  end
-  if e - 1 > M.MAX_HEAD then
-    return 431, nil, nil, "request header block larger than 16 KiB"
-  end
-  local req, status, msg = parse_head(buf:sub(1, e - 1))
-  if not req then
-    return status, nil, nil, msg
-  end
-  local rest = buf:sub(e + 4)
-  local path = req.target:match("^([^?#]*)")
-  if path ~= self.path then
-    return 404, req, nil, "not found"
-  end
-  if req.method ~= "POST" then
-    return 405, req, nil, "use POST", "Allow: POST"
-  end
-  if header(req, "transfer-encoding") then
-    return 411, req, nil, "send the body with Content-Length (no Transfer-Encoding)"
-  end
-  local cl = header(req, "content-length")
-  if cl == nil then
-    return 411, req, nil, "Content-Length required"
-  end
-  if type(cl) == "table" or not cl:match("^%d+$") or #cl > 15 then
-    return 400, req, nil, "invalid Content-Length"
-  end
-  local len = tonumber(cl)
-  if len > self._max_body then
-    return 413, req, nil, "body larger than " .. self._max_body .. " bytes"
-  end
-  if #rest < len then
-    local expect = header(req, "expect")
-    if type(expect) == "string" and expect:lower() == "100-continue" then
-      sock:settimeout(math.max(deadline - socket.gettime(), 0.001))
-      sock:send("HTTP/1.1 100 Continue\r\n\r\n")
-      sock:settimeout(0)
-    end
-    rest, err = read_until(sock, rest, deadline, len, function(b) return #b >= len end)
-    if #rest < len then
-      if err == "timeout" then
-        return 408, req, nil, "body not received in time"
-      end
-      return nil
-    end
-  end
-  local body = rest:sub(1, len) -- extra bytes after the body are ignored
-  req.body_read = true
-  local hooks = self._hooks
-  if not hooks then
-    return 503, req, nil, "receiver not ready (no hooks yet)"
-  end
-  local ok, res = pcall(hooks.handle, hooks, body, req.headers)
-  if not ok then
-    io.stderr:write("linqwebhooks receiver: hooks:handle raised: ", tostring(res), "\n")
-    return 500, req, nil, "internal error"
-  end
-  return res.status, req, res, res.body
-end
-
---- Closes after the answer without resetting the connection: stop sending,
--- then drain (bounded) whatever the client still sends, e.g. the unread body
--- of a 413, so the client reads the answer instead of a reset.
-local function linger_close(sock)
-  sock:shutdown("send")
-  sock:settimeout(0)
-  -- at most 1 s and 4 MiB; stop after 50 ms without data
-  local deadline = socket.gettime() + 1
-  local drained = 0
-  while drained < 4 * 1024 * 1024 do
-    local data, err, partial = sock:receive(65536)
-    local chunk = data or partial
-    if chunk and chunk ~= "" then
-      drained = drained + #chunk
-    elseif err == "timeout" then
-      local left = deadline - socket.gettime()
-      if left <= 0 then
-        break
-      end
-      local ready = socket.select({ sock }, nil, math.min(left, 0.05))
-      if not ready or #ready == 0 then
-        break
-      end
-    else
-      break
-    end
-  end
-  sock:close()
-end
-
---- r:step(wait) -> true if a connection was served, false if none came
--- within `wait` seconds (default 0: just poll).
+--- r:step(wait) -> true if at least one request was answered within `wait`
+-- seconds (default 0: just poll), false if none was. Every open connection
+-- makes progress in each step; none waits for another.
 function Receiver:step(wait)
-  local server = self._server
-  if not server then
+  if not self._server then
     error("receiver:step: receiver is closed", 2)
   end
-  if wait and wait > 0 then
-    socket.select({ server }, nil, wait)
-  end
-  local sock = server:accept()
-  if not sock then
-    return false
-  end
-  local status, req, res, body, extra = serve_conn(self, sock)
-  if status then
-    sock:settimeout(self._timeout)
-    sock:send(response(status, body, extra))
-    self.served = self.served + 1
-    if self._log then
-      local ev = res and res.event
-      self._log(string.format("%s %s -> %d%s%s", req and req.method or "-",
-        req and req.target or "-", status,
-        ev and (" " .. ev.type .. " " .. ev.id) or "",
-        res and res.duplicate and " (duplicate)" or
-          (res and res.err and (" (" .. tostring(res.err.reason or res.err.kind) .. ")") or "")))
-    end
-    if req and req.body_read then
-      sock:close()
-    else
-      linger_close(sock)
-    end
-  else
-    sock:close()
-  end
-  return true
+  local l = self._server
+  local before = l.served
+  local deadline = socket.gettime() + (wait or 0)
+  repeat
+    self._loop:step(math.max(deadline - socket.gettime(), 0))
+  until l.served ~= before or socket.gettime() >= deadline
+  self.served = l.served
+  return l.served ~= before
 end
 
 --- r:close(): stops listening (idempotent).
 function Receiver:close()
   if self._server then
     self._server:close()
+    self._loop:close_all()
     self._server = nil
   end
+end
+
+-- The signal primitives: linqwebhooks.process when built, else the core.
+local function signals()
+  local ok, p = pcall(require, "linqwebhooks.process")
+  if ok and type(p) == "table" and p.signal_watch then
+    return p
+  end
+  return require "linqwebhooks.core"
 end
 
 --- receiver.serve{ hooks, host, port = 0, path = "/webhooks", max_body, timeout, log = true }
@@ -395,17 +308,24 @@ function M.serve(opts)
   if not r then
     return nil, err
   end
-  local core = require "linqwebhooks.core"
-  local watch = core.signal_watch and core.signal_pending
-  if watch then
-    core.signal_watch()
-  end
+  local sig = signals()
+  sig.signal_watch()
   io.stdout:write("linqwebhooks receiver listening on ", r.url, "\n")
   io.stdout:flush()
-  while not (watch and core.signal_pending()) do
-    r:step(0.25)
+  local ok, err2 = pcall(function()
+    while not sig.signal_pending() do
+      r:step(0.25)
+    end
+  end)
+  -- Put the previous handlers back and clear the flag: a later serve() works,
+  -- a later SIGTERM ends the process as it did before.
+  if sig.signal_unwatch then
+    sig.signal_unwatch()
   end
   r:close()
+  if not ok then
+    error(err2, 0)
+  end
   io.stdout:write("linqwebhooks receiver stopped\n")
   io.stdout:flush()
   return true

@@ -6,16 +6,24 @@
 -- webhook-id, and POSTs it with both header sets. 2xx = delivered; 5xx, 429,
 -- timeouts and connection errors are retried after base_delay * 2^(n-1)
 -- seconds (capped at max_delay) up to `attempts` attempts; other statuses are
--- final. Retries are timers, never sleeps. Only http:// targets can be
--- reached (the emulator has no TLS client): an https:// target gets one
--- logged attempt with error "tls_not_supported".
+-- final. Retries are timers, never sleeps.
+--
+-- At most `max_in_flight` attempts run at once; the others wait in a FIFO
+-- queue and start as running ones finish (their timeout counts from the
+-- start), so a receiver that never answers cannot exhaust the descriptors.
+-- https:// targets are reached with LuaSec (the handshake is driven by the
+-- loop); `ca_file` names the trusted CAs (default: the system bundle),
+-- `insecure = true` skips certificate and host name checks. TLS failures are
+-- logged as "tls: ..." and retried like connection errors.
 local socket = require "socket"
 local linq = require "linqwebhooks"
 local util = require "linqwebhooks.emulator.util"
 
 local M = {}
 
-M.DEFAULTS = { attempts = 10, base_delay = 3, max_delay = 900, timeout = 10 }
+M.DEFAULTS = { attempts = 10, base_delay = 3, max_delay = 900, timeout = 10, max_in_flight = 128,
+               insecure = false }
+M.SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
 M.MAX_LOG = 10000
 M.MAX_RESPONSE_HEAD = 16 * 1024
 
@@ -25,10 +33,16 @@ Delivery.__index = Delivery
 --- opts: attempts, base_delay, max_delay, timeout; lp: the loop; state: for
 -- cancelling retries of deleted/deactivated subscriptions.
 function M.new(lp, opts, state, logger)
-  local self = setmetatable({ lp = lp, state = state, log = {}, jobs = {}, logger = logger }, Delivery)
+  local self = setmetatable({ lp = lp, state = state, log = {}, jobs = {}, logger = logger,
+                              in_flight = 0, queue = {}, qhead = 1 }, Delivery)
   for k, v in pairs(M.DEFAULTS) do
-    self[k] = opts and opts[k] or v
+    if opts and opts[k] ~= nil then
+      self[k] = opts[k]
+    else
+      self[k] = v
+    end
   end
+  self.ca_file = opts and opts.ca_file
   return self
 end
 
@@ -64,7 +78,7 @@ local function finish(self, job, status, err)
   local outcome
   if status and status >= 200 and status < 300 then
     outcome = "delivered"
-  elseif err == "tls_not_supported" or (status and not retryable(status)) then
+  elseif status and not retryable(status) then
     outcome = "failed"
   elseif job.attempt >= self.attempts then
     outcome = "exhausted"
@@ -100,29 +114,131 @@ local Out = {}
 Out.__index = Out
 
 function Out:want()
-  if self.phase == "connect" or self.phase == "send" then
+  if self.phase == "handshake" then
+    return self.hs_want
+  elseif self.phase == "connect" or self.phase == "send" then
     return "w"
   end
   return "r"
 end
 
+local pump -- forward
+
 local function out_done(o, lp, status, err)
   lp:remove(o)
   o.sock:close()
-  finish(o.delivery, o.job, status, err)
+  local d = o.delivery
+  d.in_flight = d.in_flight - 1
+  finish(d, o.job, status, err)
+  pump(d)
+end
+
+local function tls_params(d)
+  local p = { mode = "client", protocol = "any",
+              options = { "all", "no_sslv2", "no_sslv3", "no_tlsv1", "no_tlsv1_1" } }
+  if d.insecure then
+    p.verify = "none"
+  else
+    p.verify = { "peer", "fail_if_no_peer_cert" }
+    p.cafile = d.ca_file or M.SYSTEM_CA
+  end
+  return p
+end
+
+local function match_name(pattern, host)
+  pattern, host = pattern:lower(), host:lower()
+  if pattern == host then
+    return true
+  end
+  local rest = pattern:match("^%*(%..+)$") -- *.example.com matches one label
+  return rest ~= nil and host:sub(-#rest) == rest and not host:sub(1, -#rest - 1):find("[.]")
+    and #host > #rest
+end
+
+--- The peer certificate names `host` (subjectAltName, else the CN).
+local function names_host(conn, host)
+  local cert = conn:getpeercertificate()
+  if not cert then
+    return false
+  end
+  local ext = cert:extensions() or {}
+  local san = ext["2.5.29.17"]
+  if san then
+    local ip = host:match("^%d+%.%d+%.%d+%.%d+$") or host:find(":", 1, true)
+    for _, v in ipairs((ip and san.iPAddress or san.dNSName) or {}) do
+      if ip and v:lower() == host:lower() or not ip and match_name(v, host) then
+        return true
+      end
+    end
+    return false
+  end
+  for _, e in ipairs(cert:subject() or {}) do
+    if e.name == "CN" and match_name(e.value, host) then
+      return true
+    end
+  end
+  return false
+end
+
+local function handshake(o, lp)
+  local ok, err = o.sock:dohandshake()
+  if ok then
+    if not o.delivery.insecure and not names_host(o.sock, o.job.parsed.host) then
+      return out_done(o, lp, nil, "tls: certificate does not name " .. o.job.parsed.host)
+    end
+    o.phase = "send"
+    return o:on_write(lp)
+  elseif err == "wantread" then
+    o.hs_want = "r"
+  elseif err == "wantwrite" then
+    o.hs_want = "w"
+  else
+    return out_done(o, lp, nil, "tls: " .. tostring(err))
+  end
+end
+
+-- TCP is up: start TLS for https, else send.
+local function connected(o, lp)
+  if o.job.parsed.scheme ~= "https" then
+    o.phase = "send"
+    return
+  end
+  local ok, ssl = pcall(require, "ssl")
+  if not ok then
+    return out_done(o, lp, nil, "tls: LuaSec (module 'ssl') is not installed")
+  end
+  local conn, err = ssl.wrap(o.sock, tls_params(o.delivery))
+  if not conn then
+    return out_done(o, lp, nil, "tls: " .. tostring(err))
+  end
+  conn:settimeout(0)
+  local host = o.job.parsed.host
+  if not host:match("^%d+%.%d+%.%d+%.%d+$") and not host:find(":", 1, true) then
+    conn:sni(host)
+  end
+  o.sock = conn
+  o.phase = "handshake"
+  o.hs_want = "w"
+  return handshake(o, lp)
 end
 
 function Out:on_write(lp)
+  if self.phase == "handshake" then
+    return handshake(self, lp)
+  end
   if self.phase == "connect" then
     local ok, err = self.sock:connect(self.ip, self.port)
     if not ok and err ~= "already connected" then
       return out_done(self, lp, nil, "connection: " .. tostring(err))
     end
-    self.phase = "send"
+    connected(self, lp)
+    if self.phase ~= "send" then
+      return
+    end
   end
   local last, err, partial = self.sock:send(self.request, self.sent + 1)
   self.sent = last or partial or self.sent
-  if err and err ~= "timeout" then
+  if err and err ~= "timeout" and err ~= "wantwrite" and err ~= "wantread" then
     return out_done(self, lp, nil, "connection: " .. tostring(err))
   end
   if self.sent >= #self.request then
@@ -131,7 +247,13 @@ function Out:on_write(lp)
 end
 
 function Out:on_read(lp)
+  if self.phase == "handshake" then
+    return handshake(self, lp)
+  end
   local data, err, partial = self.sock:receive(8192)
+  if err == "wantread" or err == "wantwrite" then
+    err = "timeout"
+  end
   local chunk = data or partial
   if chunk and #chunk > 0 then
     self.inbuf = self.inbuf .. chunk
@@ -185,16 +307,22 @@ local function resolve(host)
   return ip, false
 end
 
-attempt = function(self, job)
+-- Opens the connection of one attempt (within the in-flight cap).
+local function start(self, job)
   job.attempt = job.attempt + 1
   job.started = socket.gettime()
+  self.in_flight = self.in_flight + 1
+  local function fail(err)
+    self.in_flight = self.in_flight - 1
+    finish(self, job, nil, err)
+  end
   local u = job.parsed
-  if u.scheme ~= "http" then
-    return finish(self, job, nil, "tls_not_supported")
+  if u.scheme ~= "http" and u.scheme ~= "https" then
+    return fail("connection: unsupported scheme " .. tostring(u.scheme))
   end
   local ip, v6 = resolve(u.host)
   if not ip then
-    return finish(self, job, nil, "connection: cannot resolve " .. u.host)
+    return fail("connection: cannot resolve " .. u.host)
   end
   local ts = os.time()
   local signed = linq.sign({ secret = job.secret, body = job.body, id = job.event_id,
@@ -221,22 +349,67 @@ attempt = function(self, job)
     sock, err = socket.tcp()
   end
   if not sock then
-    return finish(self, job, nil, "connection: " .. tostring(err))
+    return fail("connection: " .. tostring(err))
   end
   sock:settimeout(0)
-  local ok
-  ok, err = sock:connect(ip, u.port)
-  if not ok and err ~= "timeout" then
-    sock:close()
-    return finish(self, job, nil, "connection: " .. tostring(err))
-  end
   local o = setmetatable({
-    sock = sock, ip = ip, port = u.port, delivery = self, job = job,
-    phase = ok and "send" or "connect",
+    sock = sock, ip = ip, port = u.port, delivery = self, job = job, phase = "connect",
     request = table.concat(lines, "\r\n") .. "\r\n\r\n" .. job.body, sent = 0, inbuf = "",
     deadline = job.started + self.timeout,
   }, Out)
-  self.lp:add(o)
+  local added
+  added, err = self.lp:add(o)
+  if not added then
+    sock:close()
+    return fail("connection: " .. err)
+  end
+  local ok
+  ok, err = sock:connect(ip, u.port)
+  if not ok and err ~= "timeout" then
+    return out_done(o, self.lp, nil, "connection: " .. tostring(err))
+  end
+  if ok then
+    connected(o, self.lp)
+  end
+end
+
+-- Starts queued attempts while there is room.
+pump = function(self)
+  if self.pumping then
+    return -- an attempt that failed at once, from inside this loop
+  end
+  self.pumping = true
+  local q = self.queue
+  while self.in_flight < self.max_in_flight and self.qhead <= #q do
+    local job = q[self.qhead]
+    q[self.qhead] = false
+    self.qhead = self.qhead + 1
+    if not job.cancelled then
+      job.queued = nil
+      local ok, err = pcall(start, self, job)
+      if not ok then
+        self.lp.log("delivery: " .. tostring(err))
+      end
+    end
+  end
+  if self.qhead > #q then
+    self.queue, self.qhead = {}, 1
+  end
+  self.pumping = false
+end
+
+attempt = function(self, job)
+  if self.in_flight >= self.max_in_flight then
+    job.queued = true
+    self.queue[#self.queue + 1] = job
+    return
+  end
+  start(self, job)
+end
+
+--- Attempts running now and waiting for a free slot.
+function Delivery:pending()
+  return self.in_flight, #self.queue - self.qhead + 1
 end
 
 --- Starts delivering `body` (the exact JSON string) for one subscription.
@@ -257,8 +430,11 @@ end
 --- Cancels the scheduled retries of a subscription (deleted).
 function Delivery:cancel(sub_id)
   for job in pairs(self.jobs) do
-    if job.sub_id == sub_id and job.timer then
-      self.lp:cancel(job.timer)
+    if job.sub_id == sub_id and (job.timer or job.queued) then
+      if job.timer then
+        self.lp:cancel(job.timer)
+      end
+      job.cancelled = true
       self.jobs[job] = nil
     end
   end

@@ -5,15 +5,17 @@
 --   local emu = require("linqwebhooks.emulator").spawn{ api_key = "test_key" }
 --   -- emu.url, emu.api_url, emu.pid, emu.stop()
 --
--- One process, one socket.select() loop (see loop.lua): HTTP clients and
--- outgoing deliveries are non-blocking actors, retries are timers.
+-- One process, one socket.select() loop (linqwebhooks.select_loop): HTTP
+-- clients (linqwebhooks.http_server) and outgoing deliveries are non-blocking
+-- actors, retries are timers. Inbound connections and in-flight deliveries are
+-- capped so the process never runs out of select() descriptors.
 local core = require "linqwebhooks.core"
 local options = require "linqwebhooks.options"
 local json = require "linqwebhooks.json"
 local socket = require "socket"
 local util = require "linqwebhooks.emulator.util"
-local loop_mod = require "linqwebhooks.emulator.loop"
-local http = require "linqwebhooks.emulator.http"
+local loop_mod = require "linqwebhooks.select_loop"
+local http = require "linqwebhooks.http_server"
 local api = require "linqwebhooks.emulator.api"
 local state_mod = require "linqwebhooks.emulator.state"
 local delivery_mod = require "linqwebhooks.emulator.delivery"
@@ -23,6 +25,7 @@ local process = require "linqwebhooks.emulator.process"
 local M = {}
 
 M.DEFAULT_VERSION = "2026-02-03"
+M.MAX_CONNECTIONS = 256
 
 local function positive(v)
   if v > 0 and v < 1e9 then
@@ -51,6 +54,14 @@ local DELIVERY_SCHEMA = {
     return false, "must be a number of seconds >= 0"
   end },
   timeout = { types = { "number" }, check = positive },
+  max_in_flight = { types = { "number" }, check = function(v)
+    if v >= 1 and v <= 512 and v == math.floor(v) then
+      return true
+    end
+    return false, "must be a whole number from 1 to 512"
+  end },
+  ca_file = "string",
+  insecure = "boolean",
 }
 
 local SERVE_SCHEMA = {
@@ -72,6 +83,12 @@ local SERVE_SCHEMA = {
   delivery = "table",
   client_timeout = { types = { "number" }, check = positive },
   max_body = { types = { "number" }, check = positive },
+  max_connections = { types = { "number" }, check = function(v)
+    if v >= 1 and v <= 512 and v == math.floor(v) then
+      return true
+    end
+    return false, "must be a whole number from 1 to 512"
+  end },
   quiet = "boolean",
   verbose = "boolean",
   watch_pid = { types = { "number" }, check = function(v)
@@ -87,6 +104,15 @@ local SPAWN_ONLY = {
   startup_timeout = { types = { "number" }, check = positive },
   log_file = "string",
 }
+
+-- The signal primitives: linqwebhooks.process when built, else the core.
+local function signals()
+  local ok, p = pcall(require, "linqwebhooks.process")
+  if ok and type(p) == "table" and p.signal_watch then
+    return p
+  end
+  return core
+end
 
 local function check_serve(what, opts, level)
   options.check(what, opts, SERVE_SCHEMA, level + 1)
@@ -146,10 +172,16 @@ end
 --   state_file           JSON file keeping subscriptions (and their secrets,
 --                        mode 0600) across restarts; rewritten atomically
 --   partner_id           envelope partner_id (default a fixed UUID)
---   delivery = { attempts = 10, base_delay = 3, max_delay = 900, timeout = 10 }
---                        retry n waits min(base_delay * 2^(n-1), max_delay) s
+--   delivery = { attempts = 10, base_delay = 3, max_delay = 900, timeout = 10,
+--                max_in_flight = 128, ca_file = nil, insecure = false }
+--                        retry n waits min(base_delay * 2^(n-1), max_delay) s;
+--                        at most max_in_flight attempts at once (the rest wait
+--                        in a queue); ca_file / insecure: TLS for https://
+--                        targets (insecure = true skips certificate checks)
 --   client_timeout = 30  seconds a client may take to send a request / stay idle
 --   max_body = 1048576   larger request bodies get 413
+--   max_connections = 256  inbound connections at once; at the cap the
+--                        quietest one is closed so a new client is served
 --   verbose = false      log requests and delivery attempts to stderr
 --   quiet = false        no "stopped" line on stderr at exit
 --   watch_pid            exit when this process is gone (spawn sets it)
@@ -168,13 +200,15 @@ function M.serve(opts)
   if not sok then
     return nil, "linqwebhooks.emulator.serve: " .. tostring(state)
   end
-  local lp = loop_mod.new()
   local logger
   if opts.verbose then
     logger = function(msg)
       io.stderr:write(os.date("!%H:%M:%S "), msg, "\n")
     end
   end
+  local lp = loop_mod.new{ log = function(msg)
+    io.stderr:write(os.date("!%H:%M:%S "), "linqwebhooks emulator: ", msg, "\n")
+  end }
   local delivery = delivery_mod.new(lp, opts.delivery, state, logger)
 
   local function save()
@@ -229,17 +263,21 @@ function M.serve(opts)
     on_error = api.transport_error,
     timeout = opts.client_timeout or 30,
     max_body = opts.max_body or http.MAX_BODY,
-    log = logger,
+    max_clients = opts.max_connections or M.MAX_CONNECTIONS,
+    log = logger and function(req, status)
+      logger((req and (req.method .. " " .. req.path) or "-") .. " -> " .. tostring(status))
+    end,
   })
   if not listener then
     return nil, "linqwebhooks.emulator.serve: " .. err
   end
-  core.signal_watch()
+  local sig = signals()
+  sig.signal_watch()
   local shown = host:find(":", 1, true) and ("[" .. host .. "]") or host
   io.stdout:write("linqwebhooks emulator listening on http://", shown, ":", listener.port, "\n")
   io.stdout:flush()
   local next_watch = socket.gettime() + 1
-  while not core.signal_pending() do
+  while not sig.signal_pending() do
     lp:step(0.25)
     if opts.watch_pid and socket.gettime() >= next_watch then
       next_watch = socket.gettime() + 1
@@ -249,16 +287,15 @@ function M.serve(opts)
     end
   end
   -- Clean stop: stop accepting, close every connection, flush state.
-  listener:close(lp)
-  for a in pairs(lp.actors) do
-    if a.sock then
-      a.sock:close()
-    end
-    lp:remove(a)
+  local why = sig.signal_pending() or "parent exited"
+  if sig.signal_unwatch then
+    sig.signal_unwatch() -- previous handlers back, flag cleared: serve() can run again
   end
+  listener:close(lp)
+  lp:close_all()
   save()
   if not opts.quiet then
-    io.stderr:write("linqwebhooks emulator: stopped (", core.signal_pending() or "parent exited", ")\n")
+    io.stderr:write("linqwebhooks emulator: stopped (", why, ")\n")
   end
   io.stdout:flush()
   return true
