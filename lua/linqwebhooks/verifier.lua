@@ -5,8 +5,22 @@ local core = require "linqwebhooks.core"
 local errors = require "linqwebhooks.errors"
 local options = require "linqwebhooks.options"
 local event = require "linqwebhooks.event"
+local fast = require "linqwebhooks.ffi"
 
 local M = {}
+
+--- Which binding new verifiers use: the FFI one (linqwebhooks.ffi) under
+-- LuaJIT when it is available, else the classic Lua C-API binding. Specs
+-- set it to false to run the classic path under LuaJIT too (as does
+-- LINQWH_NO_FFI=1 in the environment, for the whole process).
+M.use_ffi = fast.available
+
+local function backend()
+  if M.use_ffi and fast.available then
+    return fast
+  end
+  return core
+end
 
 local Verifier = {}
 Verifier.__index = Verifier
@@ -49,8 +63,8 @@ end
 
 --- Builds a keyring from a list of secrets; raises naming the bad one
 -- (by position, never by content).
-local function keyring(what, list, level)
-  local kr, msg = core.keyring(list)
+local function keyring(what, list, level, be)
+  local kr, msg = (be or backend()).keyring(list)
   if not kr then
     error(what .. ": " .. msg, level + 1)
   end
@@ -83,11 +97,12 @@ function M.new(opts, level, what)
   elseif tol == false then
     tol = -1
   end
-  local kr = keyring(what, list, level)
+  local be = backend()
+  local kr = keyring(what, list, level, be)
   return setmetatable({
     _kr = kr,
-    -- the hot path: one C call per verification
-    verify = core.bind_verify(kr, SCHEME_NUM[opts.scheme or "auto"], tol, opts.clock, errors.Error),
+    -- the hot path: one C call per verification (through the FFI under LuaJIT)
+    verify = be.bind_verify(kr, SCHEME_NUM[opts.scheme or "auto"], tol, opts.clock, errors.Error),
     _nsecrets = #list,
     _scheme = opts.scheme or "auto",
     _scheme_n = SCHEME_NUM[opts.scheme or "auto"],
