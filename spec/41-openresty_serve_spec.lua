@@ -85,6 +85,16 @@ describe("linqwebhooks.openresty.serve #nginx", function()
         ngx.shared.seen:set("spilled", ngx.req.get_body_file() and "file" or "memory")
       }
     }
+    location = /hooks/noget {
+      content_by_lua_block {
+        local saved, calls = ngx.req.get_headers, 0
+        ngx.req.get_headers = function(...) calls = calls + 1; return saved(...) end
+        local ok, res = pcall(require("linqwebhooks.openresty").serve, require("site").hooks)
+        ngx.req.get_headers = saved
+        if not ok then error(res) end
+        ngx.print("|get_headers calls: ", calls)
+      }
+    }
     location = /hooks/quick {
       content_by_lua_block {
         require("linqwebhooks.openresty").serve(require("site").hooks, { quick_ack = true })
@@ -203,6 +213,59 @@ describe("linqwebhooks.openresty.serve #nginx", function()
     assert.are.equal(401, res.status)
     assert.are.equal("verification failed: invalid_headers", res.body)
     assert.are.equal("nil", seen("count:" .. id))
+  end)
+
+  -- issue 14: the signature headers are read from nginx's header list, not
+  -- through get_headers(); repetition is still detected
+  nginx_it("rejects a signature header repeated in another letter case, and a repeated legacy one",
+    function()
+    local id = new_id("repeat-case")
+    local body = event_body(id)
+    local h = linq.sign{ secret = SECRET, body = body, scheme = "both" }
+    local res = post("/hooks", body, {
+      { "Webhook-Id", h["webhook-id"] },
+      { "webhook-timestamp", h["webhook-timestamp"] },
+      { "Webhook-Signature", h["webhook-signature"] },
+      { "WEBHOOK-SIGNATURE", h["webhook-signature"] },
+    })
+    assert.are.equal(401, res.status)
+    assert.are.equal("verification failed: invalid_headers", res.body)
+    local legacy = post("/hooks", body, {
+      { "X-Webhook-Timestamp", h["X-Webhook-Timestamp"] },
+      { "X-Webhook-Signature", h["X-Webhook-Signature"] },
+      { "x-webhook-signature", h["X-Webhook-Signature"] },
+    })
+    assert.are.equal(401, legacy.status)
+    assert.are.equal("verification failed: invalid_headers", legacy.body)
+    assert.are.equal("nil", seen("count:" .. id))
+  end)
+
+  nginx_it("answers 400 to more than 200 request headers (a hidden repeat cannot slip past)", function()
+    local id = new_id("many")
+    local body = event_body(id)
+    local h = linq.sign{ secret = SECRET, body = body }
+    local list = {}
+    for i = 1, 200 do
+      list[#list + 1] = { "x-filler-" .. i, "1" }
+    end
+    list[#list + 1] = { "webhook-id", h["webhook-id"] }
+    list[#list + 1] = { "webhook-timestamp", h["webhook-timestamp"] }
+    list[#list + 1] = { "webhook-signature", h["webhook-signature"] }
+    local res = post("/hooks", body, list)
+    assert.are.equal(400, res.status)
+    assert.are.equal("too many request headers", res.body)
+    assert.are.equal("nil", seen("count:" .. id))
+  end)
+
+  nginx_it("verifies without building the table of every header (ngx.req.get_headers)", function()
+    local id = new_id("noget")
+    local body = event_body(id)
+    local h = linq.sign{ secret = SECRET, body = body, scheme = "both" }
+    h["X-Other"] = "x"
+    local res = post("/hooks/noget", body, h)
+    assert.are.equal(200, res.status)
+    assert.are.equal("ok|get_headers calls: 0", res.body)
+    assert.are.equal("1", seen("count:" .. id))
   end)
 
   nginx_it("answers 405 to other methods", function()

@@ -140,9 +140,12 @@ local E_NOT_STRING = "a signature header value is not a string"
 -- case; a value is a string or an array of exactly one string; a repeated
 -- header or the same name twice in different case is an error of its
 -- header set. Returns id, ts, sig, lts, lsig, header error (or nil).
+-- (found values go to a scratch table, not to loop-carried locals, so the
+-- loop keeps stable types and LuaJIT compiles it)
+local V = {}
 local function read_headers(headers, scheme)
-  local v1, v2, v3, v4, v5
-  local std_err, legacy_err, std_present
+  V[1], V[2], V[3], V[4], V[5] = nil, nil, nil, nil, nil
+  local std_err, legacy_err, std_present = nil, nil, false
   for k, v in pairs(headers) do
     if type(k) == "string" and NAME_LEN[#k] then
       local slot = NAMES[k] or NAMES[lower(k)]
@@ -154,11 +157,8 @@ local function read_headers(headers, scheme)
         if type(v) == "table" and #v == 1 then
           v = v[1]
         end
-        local cur
-        if slot == 1 then cur = v1 elseif slot == 2 then cur = v2 elseif slot == 3 then cur = v3
-        elseif slot == 4 then cur = v4 else cur = v5 end
         local err
-        if cur ~= nil then
+        if V[slot] ~= nil then
           err = E_TWICE
         elseif type(v) == "table" then
           err = E_REPEATED
@@ -166,15 +166,15 @@ local function read_headers(headers, scheme)
           err = E_NOT_STRING
         end
         if err then
-          v = nil
+          V[slot] = nil
           if std then
             std_err = err
           else
             legacy_err = err
           end
+        else
+          V[slot] = v
         end
-        if slot == 1 then v1 = v elseif slot == 2 then v2 = v elseif slot == 3 then v3 = v
-        elseif slot == 4 then v4 = v else v5 = v end
       end
     end
   end
@@ -184,7 +184,7 @@ local function read_headers(headers, scheme)
   else
     herr = legacy_err
   end
-  return v1, v2, v3, v4, v5, herr
+  return V[1], V[2], V[3], V[4], V[5], herr
 end
 
 local function fill(id, ts, sig, lts, lsig)
@@ -465,7 +465,8 @@ function M.bind_verify(k, scheme, tolerance, clock, error_mt)
     end
     local now
     if clock == nil then
-      now = os_time()
+      -- the system clock; not read when the timestamp check is off
+      now = tol >= 0 and os_time() or 0
     else
       now = clock()
       if type(now) ~= "number" then

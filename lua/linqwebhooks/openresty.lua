@@ -12,9 +12,12 @@
 -- serve(hooks, opts) -> res (the dispatcher's result table)
 --   Reads the raw body (`ngx.req.read_body()`; the in-memory buffer, or the
 --   temp file nginx spilled a large body to, verified by streaming it through
---   the incremental verifier before it is loaded), takes the headers from
---   `ngx.req.get_headers()` (repeated headers arrive as arrays; the verifier
---   rejects a repeated signature header), runs the dispatcher and sends its
+--   the incremental verifier before it is loaded), takes the five signature
+--   headers from nginx's header list (through lua-nginx-module's FFI API,
+--   without building the table of every header as `ngx.req.get_headers()`
+--   does; that is the fallback without resty.core); a repeated signature
+--   header arrives as an array and the verifier rejects it (401
+--   invalid_headers); more than 200 request headers is answered 400, runs the dispatcher and sends its
 --   status and short text body. Only POST is accepted (405 otherwise).
 --   Handler and store failures (500) are logged at ngx.ERR (handlers'
 --   errors also go to hooks:on_error); a full dedupe store (503) at ngx.ERR
@@ -43,6 +46,94 @@ local SCHEMA = {
 -- get_headers() limit: more headers than this is answered 400 (a truncated
 -- header table could hide a repeated signature header).
 local MAX_HEADERS = 200
+
+local SIG_NAMES = {
+  ["webhook-id"] = true, ["webhook-timestamp"] = true, ["webhook-signature"] = true,
+  ["x-webhook-timestamp"] = true, ["x-webhook-signature"] = true,
+}
+
+--- The signature headers of the current request, straight from nginx's
+-- header list through lua-nginx-module's FFI API (the two calls resty.core's
+-- ngx.req.get_headers is built on): every header is looked at, but only the
+-- five signature names become Lua strings, and a repeated one becomes an
+-- array as in get_headers (the verifier rejects it). -> table | nil,
+-- "truncated" (more than MAX_HEADERS headers). nil when that API is not
+-- there (no LuaJIT FFI or no resty.core): get_headers() is used instead.
+local function ffi_header_reader()
+  local ok, reader = pcall(function()
+    local ffi = require "ffi"
+    local base = require "resty.core.base"
+    require "resty.core.request" -- declares the FFI functions and types used here
+    local C = ffi.C
+    local count_fn = C.ngx_http_lua_ffi_req_get_headers_count
+    local get_fn = C.ngx_http_lua_ffi_req_get_headers
+    local get_request = base.get_request
+    local buf = ffi.new("ngx_http_lua_ffi_table_elt_t[?]", MAX_HEADERS)
+    local truncated = ffi.new("int[1]")
+    local ffi_string = ffi.string
+    return function()
+      local r = get_request()
+      if not r then
+        return nil, "no request"
+      end
+      truncated[0] = 0
+      local n = count_fn(r, MAX_HEADERS, truncated)
+      if n < 0 then
+        return nil, "no headers"
+      end
+      if truncated[0] ~= 0 then
+        return nil, "truncated"
+      end
+      local headers = {}
+      if n > 0 and get_fn(r, buf, n, 0) ~= 0 then -- 0: names in lowercase
+        return nil, "no headers"
+      end
+      for i = 0, n - 1 do
+        local key = buf[i].key
+        local len = tonumber(key.len)
+        -- only names of 10, 17 or 19 bytes can be signature headers
+        if len == 10 or len == 17 or len == 19 then
+          local name = ffi_string(key.data, len)
+          if SIG_NAMES[name] then
+            local value = ffi_string(buf[i].value.data, buf[i].value.len)
+            local prev = headers[name]
+            if prev == nil then
+              headers[name] = value
+            elseif type(prev) == "table" then
+              prev[#prev + 1] = value
+            else
+              headers[name] = { prev, value }
+            end
+          end
+        end
+      end
+      return headers
+    end
+  end)
+  if ok then
+    return reader
+  end
+  return nil
+end
+
+local read_sig_headers -- set on first use (the FFI API exists only inside nginx)
+local probed = false
+
+--- The request headers the verifier needs: the signature headers only
+-- (through the FFI reader), or every header from get_headers().
+local function request_headers(ngx)
+  if not probed then
+    probed = true
+    read_sig_headers = ffi_header_reader()
+  end
+  if read_sig_headers then
+    local h, err = read_sig_headers()
+    if h or err == "truncated" then
+      return h, err
+    end
+  end
+  return ngx.req.get_headers(MAX_HEADERS)
+end
 
 local function ngx_api()
   local ngx = rawget(_G, "ngx")
@@ -220,7 +311,7 @@ function M.serve(hooks, opts)
     respond(ngx, 405, res.body, { Allow = "POST" })
     return res
   end
-  local headers, herr = ngx.req.get_headers(MAX_HEADERS)
+  local headers, herr = request_headers(ngx)
   if herr == "truncated" then
     local res = { status = 400, body = "too many request headers", duplicate = false }
     respond(ngx, 400, res.body)
