@@ -12,10 +12,78 @@ Event.__tostring = function(e)
 end
 M.Event = Event
 
+-- Deferred decoding (LuaJIT, through the FFI): the envelope is read by one
+-- strict scan in C (linqwebhooks.ffi.envelope) and `data` is decoded when
+-- first read, so routing and de-duplication never pay for a full decode.
+-- Such an event has the metatable below: `data` and `document` are decoded
+-- on first access and then stored in the event as plain fields.
+local json_decode = core.json_decode
+local fast = require "linqwebhooks.ffi"
+local envelope = fast.available and fast.envelope or nil
+local sub = string.sub
+
+local Lazy = {}
+Lazy.__tostring = Event.__tostring
+M.LazyEvent = Lazy
+
+local function lazy_decode(e, what)
+  local raw = rawget(e, "raw")
+  local doc, msg = json_decode(raw)
+  if type(doc) ~= "table" then
+    -- the scan accepted what the decoder refuses: a bug, never input-dependent silence
+    error("linqwebhooks.event: cannot decode " .. what .. " of event " .. tostring(rawget(e, "id"))
+      .. ": " .. tostring(msg), 3)
+  end
+  return doc
+end
+
+Lazy.__index = function(e, k)
+  if k == "data" then
+    local first, last = rawget(e, "_data_first"), rawget(e, "_data_last")
+    local v
+    if first then
+      local msg
+      v, msg = json_decode(sub(rawget(e, "raw"), first, last))
+      if v == nil and msg ~= nil then
+        v = lazy_decode(e, "data").data
+      end
+    end
+    rawset(e, "data", v)
+    return v
+  elseif k == "document" then
+    local doc = lazy_decode(e, "the document")
+    rawset(e, "document", doc)
+    if rawget(e, "data") == nil then
+      rawset(e, "data", doc.data)
+    end
+    return doc
+  end
+  return Event[k]
+end
+
 --- Decodes a raw body into an event. Returns nil, err (reason "invalid_json")
 -- for a body that is not JSON or not a Linq event envelope.
 function M.decode(raw, delivery)
-  local doc, msg = core.json_decode(raw)
+  if envelope then
+    local etype, eid, created_at, api_version, webhook_version, trace_id, partner_id, first, last =
+      envelope(raw)
+    if etype then
+      return setmetatable({
+        type = etype,
+        id = eid,
+        raw = raw,
+        delivery = delivery,
+        created_at = created_at,
+        api_version = api_version,
+        webhook_version = webhook_version,
+        trace_id = trace_id,
+        partner_id = partner_id,
+        _data_first = first,
+        _data_last = last,
+      }, Lazy)
+    end
+  end
+  local doc, msg = json_decode(raw)
   if doc == nil then
     return nil, errors.verification("invalid_json", "body is not valid JSON: " .. tostring(msg))
   end

@@ -60,6 +60,7 @@ int linqwh_sign_standard(const linqwh_keyring *kr, size_t key_index, const char 
                          const void *body, size_t body_len, char *out);
 int linqwh_sign_legacy(const linqwh_keyring *kr, size_t key_index, const char *timestamp,
                        size_t timestamp_len, const void *body, size_t body_len, char *out);
+int linqwh_envelope_scan(const char *body, size_t len, int64_t *spans, int *kinds);
 ]])
 if not cdef_ok then
   -- declared already by another copy of this module (e.g. a second package.path entry)
@@ -438,6 +439,66 @@ function Keyring:sign_legacy(i, ts, body)
     return nil, REASON[st]
   end
   return ffi_string(out)
+end
+
+---------------------------------------------------------------- envelope
+
+local SPANS = ffi_new("int64_t[16]")
+local KINDS = ffi_new("int[8]")
+local sub = string.sub
+
+local byte = string.byte
+local QUOTE = 34
+
+-- A member other than data, from the scan: its string, or nil when absent
+-- or not a string; false when it is a string with escapes (decode instead).
+local function member(raw, k)
+  local kind = KINDS[k]
+  if kind == 0 then
+    return nil
+  end
+  local off, len = tonumber(SPANS[2 * k]), tonumber(SPANS[2 * k + 1])
+  if kind == 1 then
+    return sub(raw, off + 1, off + len)
+  end
+  if byte(raw, off + 1) == QUOTE then
+    return false
+  end
+  return nil
+end
+
+--- envelope(raw) -> event_type, event_id, created_at, api_version,
+--   webhook_version, trace_id, partner_id, data_first, data_last | nil
+-- One pass of csrc/ffi.c's linqwh_envelope_scan over a body (a strict JSON
+-- check that builds nothing). The envelope strings (nil when absent or not
+-- strings), and the byte range of the text of `data` (nil when absent);
+-- nil alone when the body must be decoded instead: not valid JSON (the
+-- decoder gives the error), not an object, no string event_type / event_id,
+-- a member written with escapes, or whatever the scan is not sure of.
+function M.envelope(raw)
+  if C.linqwh_envelope_scan(raw, #raw, SPANS, KINDS) ~= 1 then
+    return nil
+  end
+  if KINDS[0] ~= 1 or KINDS[1] ~= 1 or SPANS[1] == 0 or SPANS[3] == 0 then
+    return nil
+  end
+  local etype = sub(raw, tonumber(SPANS[0]) + 1, tonumber(SPANS[0] + SPANS[1]))
+  local eid = sub(raw, tonumber(SPANS[2]) + 1, tonumber(SPANS[2] + SPANS[3]))
+  local created_at, api_version, webhook_version = member(raw, 2), member(raw, 3), member(raw, 4)
+  local trace_id, partner_id = member(raw, 5), member(raw, 6)
+  if created_at == false or api_version == false or webhook_version == false or trace_id == false
+    or partner_id == false then
+    return nil
+  end
+  local first, last
+  if KINDS[7] == 2 then
+    first = tonumber(SPANS[14]) + 1
+    last = tonumber(SPANS[14] + SPANS[15])
+  elseif KINDS[7] == 1 then -- a string: its text with the quotes
+    first = tonumber(SPANS[14])
+    last = tonumber(SPANS[14] + SPANS[15]) + 1
+  end
+  return etype, eid, created_at, api_version, webhook_version, trace_id, partner_id, first, last
 end
 
 ---------------------------------------------------------------- bound verify

@@ -1,0 +1,153 @@
+-- issue 14: under LuaJIT the envelope of a delivery is read by one strict
+-- scan in C (linqwebhooks.ffi.envelope, csrc/ffi.c) and `data` is decoded
+-- when first read. These specs compare that path with the full decode on
+-- many bodies: whatever the scan accepts, the decoder accepts with the same
+-- envelope and the same data; whatever it is unsure of goes to the decoder.
+local event = require "linqwebhooks.event"
+local json = require "linqwebhooks.json"
+local fast = require "linqwebhooks.ffi"
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local SAMPLE = read("bench/message_received.json")
+
+local function deep_equal(a, b)
+  if type(a) ~= type(b) then
+    return false
+  end
+  if type(a) ~= "table" then
+    return a == b or (a ~= a and b ~= b)
+  end
+  if getmetatable(a) ~= getmetatable(b) then
+    return false
+  end
+  for k, v in pairs(a) do
+    if not deep_equal(v, b[k]) then
+      return false
+    end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then
+      return false
+    end
+  end
+  return true
+end
+
+local FIELDS = { "type", "id", "created_at", "api_version", "webhook_version", "trace_id",
+                 "partner_id" }
+
+-- the event the classic path builds: the full decode + from_document
+local function eager(raw)
+  local doc, msg = json.decode(raw)
+  if doc == nil then
+    return nil, require("linqwebhooks.errors").verification("invalid_json",
+      "body is not valid JSON: " .. tostring(msg))
+  end
+  return event.from_document(doc, raw, {})
+end
+
+-- Checks one body both ways; returns "lazy", "eager" or "error".
+local function check(raw)
+  local ev, err = event.decode(raw, {})
+  local ref, rerr = eager(raw)
+  if not ref then
+    assert.is_nil(ev, raw)
+    assert.are.equal(tostring(rerr), tostring(err))
+    return "error"
+  end
+  assert.is_table(ev, raw)
+  for _, f in ipairs(FIELDS) do
+    assert.are.equal(ref[f], ev[f], f .. " of " .. raw)
+  end
+  local lazy = getmetatable(ev) == event.LazyEvent
+  assert.is_true(deep_equal(ref.data, ev.data), "data of " .. raw)
+  assert.is_true(deep_equal(ref.document, ev.document), "document of " .. raw)
+  assert.are.equal(raw, ev.raw)
+  return lazy and "lazy" or "eager"
+end
+
+describe("event decoding: deferred data (LuaJIT FFI path)", function()
+  it("is used under LuaJIT and not under Lua 5.4", function()
+    local ev = event.decode(SAMPLE, {})
+    if fast.available then
+      assert.are.equal(event.LazyEvent, getmetatable(ev))
+      assert.is_nil(rawget(ev, "data")) -- not decoded yet
+      assert.are.equal("Hello!", ev:text())
+      assert.is_table(rawget(ev, "data")) -- decoded once, then a plain field
+    else
+      assert.are.equal(event.Event, getmetatable(ev))
+    end
+    assert.are.equal("message.received", ev.type)
+  end)
+
+  it("gives the same event as the full decode on hand-picked bodies", function()
+    local cases = {
+      SAMPLE,
+      '{"event_type":"a.b","event_id":"x","data":"str"}',
+      '{"event_type":"a.b","event_id":"x","data":null}',
+      '{"event_type":"a.b","event_id":"x"}',
+      '{"event_type":"a.b","event_id":"x","data":{},"data":[1,2]}',       -- last one wins
+      '{"event_type":"a\\u0062","event_id":"x","data":{}}',                -- escaped: eager
+      '{"ev\\u0065nt_type":"a","event_id":"x"}',                          -- escaped name
+      '{"event_type":"a","event_id":"x","trace_id":5,"data":[true,false,null,-0.5e3]}',
+      '{"event_type":"a","event_id":"x","data":{"k":"\\ud83d\\ude00"}}',   -- surrogates
+      '{"event_type":"a","event_id":"x","data":{"k":"\\u0000z"}}',
+      '{"event_type":"a","event_id":"x","data":01}',
+      '{"event_type":"a","event_id":"x","data":[1,]}',
+      '{"event_type":"a","event_id":"x","data":{"a" 1}}',
+      '{"event_type":"a","event_id":"x","data":tru}',
+      '{"event_type":"a","event_id":"x"} x',
+      '{"event_type":"a","event_id":"x",}',
+      '{"event_type":"","event_id":"x"}',
+      '{"event_type":"a","event_id":7}',
+      '\239\187\191{"event_type":"a","event_id":"x"}',
+      '  {"event_type" : "a" , "event_id" : "x" , "data" : { "n" : 12345678901234 } }  ',
+      '{"event_type":"a","event_id":"x","data":"' .. string.rep("[", 200) .. '"}',
+      '{"event_type":"a","event_id":"x","data":' .. string.rep("[", 130) .. string.rep("]", 130) .. '}',
+      '{"event_type":"a","event_id":"x","data":"tab\there"}',
+      '[]', '"s"', '', '{', '{"event_type":"a","event_id":"x","data":{"a":1}',
+    }
+    local kinds = {}
+    for _, raw in ipairs(cases) do
+      local k = check(raw)
+      kinds[k] = (kinds[k] or 0) + 1
+    end
+    assert.is_true((kinds.error or 0) >= 8)
+    if fast.available then
+      assert.is_true(kinds.lazy >= 6)
+    end
+  end)
+
+  it("gives the same event as the full decode on mutated bodies (fixed seed)", function()
+    math.randomseed(14)
+    local alphabet = '{}[]",:\\u0123456789abcdeftrnl -.eE+' .. "\t\n\0\1\200"
+    local lazy = 0
+    for _ = 1, 3000 do
+      local raw = SAMPLE
+      for _ = 1, math.random(1, 3) do
+        local pos = math.random(1, #raw)
+        local r = math.random(1, 3)
+        local c = alphabet:sub(math.random(1, #alphabet)):sub(1, 1)
+        if r == 1 then
+          raw = raw:sub(1, pos - 1) .. c .. raw:sub(pos + 1)       -- replace
+        elseif r == 2 then
+          raw = raw:sub(1, pos - 1) .. raw:sub(pos + 1)            -- delete
+        else
+          raw = raw:sub(1, pos - 1) .. c .. raw:sub(pos)           -- insert
+        end
+      end
+      if check(raw) == "lazy" then
+        lazy = lazy + 1
+      end
+    end
+    if fast.available then
+      assert.is_true(lazy > 100)
+    end
+  end)
+end)
