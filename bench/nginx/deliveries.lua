@@ -51,6 +51,9 @@ function request()
     ["webhook-id"] = id,
     ["webhook-timestamp"] = ts,
     ["webhook-signature"] = assert(kr:sign_standard(1, id, ts, body)),
+    -- both header sets, as Linq sends them
+    ["X-Webhook-Timestamp"] = ts,
+    ["X-Webhook-Signature"] = assert(kr:sign_legacy(1, ts, body)),
   }, body)
 end
 

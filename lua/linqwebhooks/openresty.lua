@@ -280,6 +280,9 @@ end
 --- Verify (unless `info` came from the spilled file), decode and claim with
 -- hooks:prepare; dispatch now, or for quick_ack in a timer after answering.
 local function dispatch(ngx, hooks, body, info, headers, quick_ack)
+  if not quick_ack and type(hooks._handle) == "function" then
+    return hooks:_handle(body, headers, info) -- no closure per request (see webhooks.lua)
+  end
   local res, run = hooks:prepare(body, headers, info)
   if not run then
     return res

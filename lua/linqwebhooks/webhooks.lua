@@ -500,6 +500,19 @@ function Hooks:handle(body, headers)
   return complete(self, ev, key)
 end
 
+--- hooks:_handle(body, headers, info): handle for a caller that may have
+-- verified the body itself (info, as for prepare), without prepare's
+-- closure: creating a closure per request stops LuaJIT's trace compiler
+-- (openresty.serve without quick_ack uses this).
+function Hooks:_handle(body, headers, info)
+  check_handle_args(body, headers)
+  local res, ev, key = admit(self, body, headers, info)
+  if res then
+    return res
+  end
+  return complete(self, ev, key)
+end
+
 --- hooks:prepare(body, headers, info) -> res, run
 -- The first half of handle, for callers that answer before dispatching
 -- (openresty.serve{ quick_ack = true }) or verified the body themselves (a
