@@ -215,13 +215,43 @@ static int lwh_value(lwh_scan *c, int depth)
  */
 LINQWH_API int linqwh_envelope_scan(const char *body, size_t len, int64_t *spans, int *kinds);
 
+/*
+ * The same scan for any member names: names[0..n-1] (NUL-terminated), with
+ * spans[2n] and kinds[n] as above. For reading a few members of an object
+ * held as JSON text (e.g. the parts of an event's data) without decoding the
+ * rest.
+ */
+LINQWH_API int linqwh_json_members(const char *text, size_t len, const char *const *names,
+                                   int n, int64_t *spans, int *kinds);
+
+static int lwh_members(const char *body, size_t len, const char *const *names, int nkeys,
+                       int64_t *spans, int *kinds);
+
 int linqwh_envelope_scan(const char *body, size_t len, int64_t *spans, int *kinds)
+{
+    return lwh_members(body, len, lwh_env_keys, LWH_ENV_KEYS, spans, kinds);
+}
+
+int linqwh_json_members(const char *text, size_t len, const char *const *names, int n,
+                        int64_t *spans, int *kinds)
+{
+    int k;
+    if (!names || n < 0 || n > 64)
+        return LWH_SCAN_BAD;
+    for (k = 0; k < n; k++)
+        if (!names[k])
+            return LWH_SCAN_BAD;
+    return lwh_members(text, len, names, n, spans, kinds);
+}
+
+static int lwh_members(const char *body, size_t len, const char *const *names, int nkeys,
+                       int64_t *spans, int *kinds)
 {
     lwh_scan c;
     int k;
     if (!body || !spans || !kinds)
         return LWH_SCAN_BAD;
-    for (k = 0; k < LWH_ENV_KEYS; k++) {
+    for (k = 0; k < nkeys; k++) {
         kinds[k] = 0;
         spans[2 * k] = spans[2 * k + 1] = 0;
     }
@@ -254,9 +284,9 @@ int linqwh_envelope_scan(const char *body, size_t len, int64_t *spans, int *kind
             kend = c.i - 1;
             if (esc)
                 return LWH_SCAN_UNSURE; /* an escaped name may spell a member we look for */
-            for (k = 0; k < LWH_ENV_KEYS; k++) {
-                size_t kl = strlen(lwh_env_keys[k]);
-                if (kend - kstart == kl && memcmp(c.s + kstart, lwh_env_keys[k], kl) == 0) {
+            for (k = 0; k < nkeys; k++) {
+                size_t kl = strlen(names[k]);
+                if (kend - kstart == kl && memcmp(c.s + kstart, names[k], kl) == 0) {
                     slot = k;
                     break;
                 }

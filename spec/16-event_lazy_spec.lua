@@ -66,6 +66,9 @@ local function check(raw)
     assert.are.equal(ref[f], ev[f], f .. " of " .. raw)
   end
   local lazy = getmetatable(ev) == event.LazyEvent
+  -- parts and text first, on an event whose data is not decoded yet
+  assert.is_true(deep_equal(ref:parts(), ev:parts()), "parts of " .. raw)
+  assert.are.equal(ref:text(), ev:text(), "text of " .. raw)
   assert.is_true(deep_equal(ref.data, ev.data), "data of " .. raw)
   assert.is_true(deep_equal(ref.document, ev.document), "document of " .. raw)
   assert.are.equal(raw, ev.raw)
@@ -79,6 +82,8 @@ describe("event decoding: deferred data (LuaJIT FFI path)", function()
       assert.are.equal(event.LazyEvent, getmetatable(ev))
       assert.is_nil(rawget(ev, "data")) -- not decoded yet
       assert.are.equal("Hello!", ev:text())
+      assert.is_nil(rawget(ev, "data")) -- text() decoded data.parts only
+      assert.are.equal("iMessage", ev.data.service)
       assert.is_table(rawget(ev, "data")) -- decoded once, then a plain field
     else
       assert.are.equal(event.Event, getmetatable(ev))
@@ -111,6 +116,15 @@ describe("event decoding: deferred data (LuaJIT FFI path)", function()
       '{"event_type":"a","event_id":"x","data":"' .. string.rep("[", 200) .. '"}',
       '{"event_type":"a","event_id":"x","data":' .. string.rep("[", 130) .. string.rep("]", 130) .. '}',
       '{"event_type":"a","event_id":"x","data":"tab\there"}',
+      '{"event_type":"a","event_id":"x","data":{"message":{"id":"m","parts":[{"type":"text","value":"v1"},'
+        .. '{"type":"media"},{"type":"text","value":"v2"}]}}}',
+      '{"event_type":"a","event_id":"x","data":{"part":{"text":"edited","index":2}}}',
+      '{"event_type":"a","event_id":"x","data":{"part":{"text":5}}}',
+      '{"event_type":"a","event_id":"x","data":{"parts":"no","message":[1],"part":{"text":"p"}}}',
+      '{"event_type":"a","event_id":"x","data":{"parts":{},"message":{"parts":[]}}}',
+      '{"event_type":"a","event_id":"x","data":{"message":{"parts":[{"type":"text","value":"\\u00e9"}]}}}',
+      '{"event_type":"a","event_id":"x","data":{"parts":[{"type":"text","value":"a"}],"parts":null}}',
+      '{"event_type":"a","event_id":"x","data":[{"parts":[]}]}',
       '[]', '"s"', '', '{', '{"event_type":"a","event_id":"x","data":{"a":1}',
     }
     local kinds = {}

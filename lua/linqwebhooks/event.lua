@@ -37,8 +37,15 @@ local function lazy_decode(e, what)
   return doc
 end
 
+local byte = string.byte
+local OPEN_ARRAY, OPEN_OBJECT = 91, 123
+local parts_spans = fast.available and fast.parts_spans or nil
+local lazy_parts -- below
+
 Lazy.__index = function(e, k)
-  if k == "data" then
+  if k == "parts" then
+    return lazy_parts
+  elseif k == "data" then
     local first, last = rawget(e, "_data_first"), rawget(e, "_data_last")
     local v
     if first then
@@ -59,6 +66,52 @@ Lazy.__index = function(e, k)
     return doc
   end
   return Event[k]
+end
+
+-- The value text raw:sub(a, b) decoded when it is an array or object, else nil.
+local function container_at(raw, a, b)
+  local c = a and byte(raw, a)
+  if c == OPEN_ARRAY or c == OPEN_OBJECT then
+    local v = json_decode(sub(raw, a, b))
+    if type(v) == "table" then
+      return v
+    end
+  end
+  return nil
+end
+
+--- event:parts() of an event whose data is not decoded yet: the same result
+-- as Event.parts, decoding only the members it reads (data.parts, or
+-- data.message.parts, or data.part) instead of the whole of data.
+lazy_parts = function(e)
+  local first, last = rawget(e, "_data_first"), rawget(e, "_data_last")
+  if rawget(e, "data") ~= nil or not first or byte(rawget(e, "raw"), first) ~= OPEN_OBJECT then
+    return Event.parts(e)
+  end
+  local raw = rawget(e, "raw")
+  local ok, pa, pb, ma, mb, qa, qb = parts_spans(raw, first, last)
+  if not ok then
+    return Event.parts(e)
+  end
+  local parts = container_at(raw, pa, pb)
+  if parts then
+    return parts
+  end
+  if ma and byte(raw, ma) == OPEN_OBJECT then
+    local mok, a, b = parts_spans(raw, ma, mb, true)
+    if not mok then
+      return Event.parts(e)
+    end
+    parts = container_at(raw, a, b)
+    if parts then
+      return parts
+    end
+  end
+  local part = container_at(raw, qa, qb)
+  if part and type(part.text) == "string" then
+    return { { type = "text", value = part.text, index = part.index } }
+  end
+  return nil
 end
 
 --- Decodes a raw body into an event. Returns nil, err (reason "invalid_json")

@@ -61,6 +61,8 @@ int linqwh_sign_standard(const linqwh_keyring *kr, size_t key_index, const char 
 int linqwh_sign_legacy(const linqwh_keyring *kr, size_t key_index, const char *timestamp,
                        size_t timestamp_len, const void *body, size_t body_len, char *out);
 int linqwh_envelope_scan(const char *body, size_t len, int64_t *spans, int *kinds);
+int linqwh_json_members(const char *text, size_t len, const char *const *names, int n,
+                        int64_t *spans, int *kinds);
 ]])
 if not cdef_ok then
   -- declared already by another copy of this module (e.g. a second package.path entry)
@@ -499,6 +501,45 @@ function M.envelope(raw)
     last = tonumber(SPANS[14] + SPANS[15]) + 1
   end
   return etype, eid, created_at, api_version, webhook_version, trace_id, partner_id, first, last
+end
+
+-- names for json_members, kept alive with their C array
+local PARTS_NAMES = { "parts", "message", "part" }
+local PARTS_C = ffi_new("const char *[3]", PARTS_NAMES)
+local ONE_NAME = { "parts" }
+local ONE_C = ffi_new("const char *[1]", ONE_NAME)
+
+--- parts_spans(text, first, last) -> ok, then for "parts", "message", "part"
+-- the byte range (first, last) of each member's value in text (nil, nil when
+-- absent): the members of the object text:sub(first, last) that
+-- event:parts() reads. ok is false when that text is not an object the scan
+-- is sure of.
+function M.parts_spans(text, first, last, only_parts)
+  local names = only_parts and ONE_C or PARTS_C
+  local n = only_parts and 1 or 3
+  local st = C.linqwh_json_members(ffi.cast("const char *", text) + (first - 1), last - first + 1,
+    names, n, SPANS, KINDS)
+  if st ~= 1 then
+    return false
+  end
+  local base = first - 1
+  local a1, b1, a2, b2, a3, b3
+  if KINDS[0] ~= 0 then
+    a1 = base + tonumber(SPANS[0]) + 1
+    b1 = base + tonumber(SPANS[0] + SPANS[1])
+    if KINDS[0] == 1 then a1, b1 = a1 - 1, b1 + 1 end
+  end
+  if n > 1 and KINDS[1] ~= 0 then
+    a2 = base + tonumber(SPANS[2]) + 1
+    b2 = base + tonumber(SPANS[2] + SPANS[3])
+    if KINDS[1] == 1 then a2, b2 = a2 - 1, b2 + 1 end
+  end
+  if n > 2 and KINDS[2] ~= 0 then
+    a3 = base + tonumber(SPANS[4]) + 1
+    b3 = base + tonumber(SPANS[4] + SPANS[5])
+    if KINDS[2] == 1 then a3, b3 = a3 - 1, b3 + 1 end
+  end
+  return true, a1, b1, a2, b2, a3, b3
 end
 
 ---------------------------------------------------------------- bound verify
