@@ -40,6 +40,7 @@ build = {
   modules = {
     ["linqwebhooks.core"] = {
       sources = {
+        "csrc/ffi.c",
         "csrc/keyring.c",
         "csrc/lua/core.c",
         "csrc/lua/http.c",
@@ -67,14 +68,15 @@ build = {
     ["linqwebhooks.event"] = "lua/linqwebhooks/event.lua",
     ["linqwebhooks.event_types"] = "lua/linqwebhooks/event_types.lua",
     ["linqwebhooks.events"] = "lua/linqwebhooks/events.lua",
+    ["linqwebhooks.ffi"] = "lua/linqwebhooks/ffi.lua",
+    ["linqwebhooks.http_server"] = "lua/linqwebhooks/http_server.lua",
     ["linqwebhooks"] = "lua/linqwebhooks/init.lua",
     ["linqwebhooks.json"] = "lua/linqwebhooks/json.lua",
     ["linqwebhooks.openresty"] = "lua/linqwebhooks/openresty.lua",
     ["linqwebhooks.options"] = "lua/linqwebhooks/options.lua",
     ["linqwebhooks.receiver"] = "lua/linqwebhooks/receiver.lua",
-    ["linqwebhooks.http_server"] = "lua/linqwebhooks/http_server.lua",
-    ["linqwebhooks.select_loop"] = "lua/linqwebhooks/select_loop.lua",
     ["linqwebhooks.retry"] = "lua/linqwebhooks/retry.lua",
+    ["linqwebhooks.select_loop"] = "lua/linqwebhooks/select_loop.lua",
     ["linqwebhooks.store"] = "lua/linqwebhooks/store/init.lua",
     ["linqwebhooks.store.memory"] = "lua/linqwebhooks/store/memory.lua",
     ["linqwebhooks.store.shdict"] = "lua/linqwebhooks/store/shdict.lua",

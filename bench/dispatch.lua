@@ -3,8 +3,11 @@
 --   v:verify            HMAC verification alone
 --   cjson.decode        lua-cjson decoding the same body (comparison only;
 --                       lua-cjson is not used by the library)
---   v:unwrap            verify + decode into an event
+--   v:unwrap            verify + decode into an event (under LuaJIT the envelope
+--                       only: data is decoded when a handler reads it)
+--   json.decode         linqwebhooks.json.decode of the same body (the full decode)
 --   handle/nodedup      hooks:handle with dedupe = false (for the breakdown)
+--   handle+text         the same with a handler reading event:text()
 --   hooks:handle        verify + decode + dedupe (memory store, default size,
 --                       already full as in a long-running receiver) + one handler
 -- Target: handle <= verify + 1.3 x cjson.decode.
@@ -92,12 +95,26 @@ local cases = {
         decode(bodies[i])
       end
     end or nil },
+  { "json.decode", function()
+      local decode = require("linqwebhooks.json").decode
+      for i = 1, N do
+        decode(bodies[i])
+      end
+    end },
   { "v:unwrap", function()
       for i = 1, N do
         assert(v:unwrap(bodies[i], heads[i]))
       end
     end },
   { "handle/nodedup", function(hooks)
+      for i = 1, N do
+        local res = hooks:handle(bodies[i], heads[i])
+        if res.status ~= 200 then
+          error("unexpected result " .. res.status)
+        end
+      end
+    end },
+  { "handle+text", function(hooks)
       for i = 1, N do
         local res = hooks:handle(bodies[i], heads[i])
         if res.status ~= 200 then
@@ -128,6 +145,10 @@ for round = 1, ROUNDS do
       if name == "handle/nodedup" then
         local hooks = linq.webhooks{ secret = SECRET, clock = clock, dedupe = false }
         hooks:on("message.received", function() end)
+        ns = time(function() fn(hooks) end)
+      elseif name == "handle+text" then
+        local hooks = linq.webhooks{ secret = SECRET, clock = clock, dedupe = false }
+        hooks:on("message.received", function(ev) assert(ev:text()) end)
         ns = time(function() fn(hooks) end)
       elseif name == "hooks:handle" then
         -- a fresh dispatcher per round: default store (max 10000, ttl 600)

@@ -44,8 +44,12 @@ local function best_of(rounds, iters, fn)
 end
 
 print(string.format("linqwebhooks %s, %s, %s", linq.VERSION, _VERSION, core.openssl_version))
-print(string.format("%-16s %12s %10s %8s %12s %8s", "body", "v:verify ns", "floor ns", "ratio",
-  "C API ns", "ratio"))
+local verifier_mod = require "linqwebhooks.verifier"
+local ffi_on = verifier_mod.use_ffi
+print("binding: " .. (ffi_on and "FFI (linqwebhooks.ffi); 'classic ns' = the Lua C-API binding"
+  or "classic Lua C-API binding"))
+print(string.format("%-16s %12s %10s %8s %12s %8s %12s", "body", "v:verify ns", "floor ns", "ratio",
+  "C API ns", "ratio", ffi_on and "classic ns" or ""))
 for _, c in ipairs(cases) do
   local v = linq.verifier { secret = SECRET, tolerance = false }
   local headers = linq.sign { secret = SECRET, body = c.body, id = "msg_p5jXN8AQM9LWM0D4loKWxJek",
@@ -53,6 +57,13 @@ for _, c in ipairs(cases) do
   assert(v:verify(c.body, headers))
   local iters = iterations(#c.body)
   local lua_ns = best_of(ROUNDS, iters, function() v:verify(c.body, headers) end)
+  local classic_ns
+  if ffi_on then
+    verifier_mod.use_ffi = false
+    local vc = linq.verifier { secret = SECRET, tolerance = false }
+    verifier_mod.use_ffi = true
+    classic_ns = best_of(ROUNDS, iters, function() vc:verify(c.body, headers) end)
+  end
   local path = os.tmpname()
   local f = assert(io.open(path, "wb"))
   f:write(c.body)
@@ -63,8 +74,9 @@ for _, c in ipairs(cases) do
   floor_ns, capi_ns = tonumber(floor_ns), tonumber(capi_ns)
   p:close()
   os.remove(path)
-  print(string.format("%-16s %12.0f %10.0f %8.2f %12.0f %8.2f", c.name, lua_ns, floor_ns,
-    lua_ns / floor_ns, capi_ns, capi_ns / floor_ns))
+  print(string.format("%-16s %12.0f %10.0f %8.2f %12.0f %8.2f %12s", c.name, lua_ns, floor_ns,
+    lua_ns / floor_ns, capi_ns, capi_ns / floor_ns,
+    classic_ns and string.format("%.0f", classic_ns) or ""))
 end
 print("floor: pre-keyed OpenSSL HMAC-SHA256 + base64 + CRYPTO_memcmp in C (bench/hmac_floor.c);")
 print("C API: linqwh_verify() on the same body; targets: ratio <= 1.3 at the sample, <= 1.1 at 64 KB")

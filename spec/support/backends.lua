@@ -1,7 +1,8 @@
 --- The two bindings of the C core that the verifier can use: the classic
 -- Lua C-API one (every interpreter) and the FFI one (linqwebhooks.ffi,
 -- LuaJIT). each(busted, fn) runs fn inside one describe block per binding
--- that is available (busted = { describe, setup, teardown } of the spec file), with linqwebhooks.verifier.use_ffi set for the tests in it, so a
+-- that is available (busted = { describe, setup, teardown } of the spec
+-- file), with linqwebhooks.verifier.use_ffi set for the tests in it, so a
 -- spec file written once runs against both paths under LuaJIT.
 local M = {}
 
