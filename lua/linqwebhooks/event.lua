@@ -12,14 +12,15 @@ Event.__tostring = function(e)
 end
 M.Event = Event
 
--- Deferred decoding (LuaJIT, through the FFI): the envelope is read by one
--- strict scan in C (linqwebhooks.ffi.envelope) and `data` is decoded when
+-- Deferred decoding: the envelope is read by one strict scan in C
+-- (linqwebhooks.scan: through the FFI under LuaJIT, a Lua C function
+-- elsewhere) and `data` is decoded when
 -- first read, so routing and de-duplication never pay for a full decode.
 -- Such an event has the metatable below: `data` and `document` are decoded
 -- on first access and then stored in the event as plain fields.
 local json_decode = core.json_decode
-local fast = require "linqwebhooks.ffi"
-local envelope = fast.available and fast.envelope or nil
+local scan = require "linqwebhooks.scan"
+local envelope = scan.available and scan.envelope or nil
 local sub = string.sub
 
 local Lazy = {}
@@ -39,7 +40,7 @@ end
 
 local byte = string.byte
 local OPEN_ARRAY, OPEN_OBJECT = 91, 123
-local parts_spans = fast.available and fast.parts_spans or nil
+local parts_spans = scan.available and scan.parts_spans or nil
 local lazy_parts -- below
 
 Lazy.__index = function(e, k)
