@@ -31,7 +31,7 @@ do
     members = package.loadlib(path, "linqwh_lua_json_members")
   end
 end
-if type(members) ~= "function" or os.getenv("LINQWH_NO_SCAN") then
+if type(members) ~= "function" then
   return M
 end
 M.available = true
