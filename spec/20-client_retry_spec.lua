@@ -255,6 +255,7 @@ local RETRY_TRUE = { ["x-should-retry"] = "true" }
 local RETRY_FALSE = { ["x-should-retry"] = "false" }
 local RESET = { status = 200, headers = JSON, body = SUB, reset = true }
 local SLOW = { status = 200, headers = JSON, body = SUB, delay = 1 }
+local ENDLESS = { flood = { prefix = "HTTP/1.1 200 OK\r\nX-Long: ", bytes = 2 * 1024 * 1024 } }
 local ONE = { max_retries = 1 }
 local FAST = { timeout = 0.4, max_retries = 1 }
 
@@ -291,6 +292,9 @@ local RETRY_TABLE = {
   { "delete", "422", { answer(422), "ok" }, 1, "UnprocessableEntityError" },
   { "retrieve", "a connection reset mid-response", { RESET, "ok" }, 2, nil },
   { "retrieve", "a timeout", { SLOW, "ok" }, 2, nil, FAST },
+  -- limits of a hostile peer are not retried (libcurl's 100 KB header line)
+  { "retrieve", "an endless header line", { ENDLESS }, 1, "APIConnectionError" },
+  { "create", "an endless header line", { ENDLESS }, 1, "APIConnectionError" },
   { "retrieve", "a 500 with max_retries = 0", { answer(500), "ok" }, 1, "InternalServerError", { max_retries = 0 } },
 }
 

@@ -518,7 +518,20 @@ static int lwh_http_push_failure(lua_State *L, lwh_http *h, CURLcode rc)
         lua_pushfstring(L, "response body exceeds the limit of %d bytes", (int)h->max_body);
     } else if (h->hdr_overflow) {
         lua_pushliteral(L, "connection");
-        lua_pushliteral(L, "response headers too large");
+        lua_pushfstring(L, "protocol error: the response header block is longer than %d bytes",
+                        (int)LWH_HTTP_MAX_HEADER_BYTES);
+        lwh_buf_reset(&h->body);
+        lua_pushliteral(L, "too_large"); /* a limit: not retried */
+        return 4;
+    } else if (rc == CURLE_OUT_OF_MEMORY) {
+        /* libcurl reports its own line limits (a header line over 100 KB, a
+         * chunk-size or trailer line) as out of memory: not retried */
+        lua_pushliteral(L, "connection");
+        lua_pushfstring(L, "protocol error: a response line over libcurl's limits (%s)",
+                        h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+        lwh_buf_reset(&h->body);
+        lua_pushliteral(L, "too_large");
+        return 4;
     } else {
         lua_pushstring(L, rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "connection");
         if (h->errbuf[0])

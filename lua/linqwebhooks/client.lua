@@ -2,7 +2,11 @@
 --
 --   local client = linq.client{ api_key = ..., base_url = ..., timeout = 60,
 --                               connect_timeout = 10, max_retries = 2, ca_file = nil,
---                               headers = {}, user_agent = nil }
+--                               headers = {}, user_agent = nil, proxy = nil }
+--   -- api_key: at most 8192 bytes, no whitespace or control characters
+--   -- proxy: nil = the transport's default (libcurl: https_proxy / ALL_PROXY /
+--   --   NO_PROXY from the environment), false = none, or a proxy URL; a
+--   --   loopback base_url never uses a proxy
 --   client.webhook_subscriptions:create{...} / :list() / :retrieve(id) / :update(id, p) / :delete(id)
 --   client.webhook_events:list()
 --   client:close()
@@ -630,27 +634,12 @@ function Subscriptions:_retrieve(id, level)
 end
 
 --- :retrieve(id) -> sub | nil, err
--- (written out flat: this is the hot path of polling code and of the bench)
 function Subscriptions:retrieve(id)
-  if getmetatable(self) ~= Subscriptions then
-    error("webhook_subscriptions:retrieve: call it with ':'", 2)
-  end
-  if type(id) ~= "string" then
-    error("webhook_subscriptions:retrieve: argument 'id' must be a string, got " .. type(id), 2)
-  end
-  if id == "" then
-    return invalid("id must be a non-empty string")
-  end
-  local client = self.client
-  local url = client._subs_prefix .. escape_id(id)
-  local doc, err = client:_call("GET", url, nil, true, 2)
-  if type(doc) == "table" then
-    return adopt(self, doc)
-  end
+  local doc, err = Subscriptions._retrieve(self, id, 2)
   if not doc then
     return nil, err
   end
-  return doc_table(doc, "webhook_subscriptions:retrieve")
+  return adopt(self, doc)
 end
 
 function Subscriptions:_update(id, params, level)
