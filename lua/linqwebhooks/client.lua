@@ -20,7 +20,7 @@ local options = require "linqwebhooks.options"
 local retry = require "linqwebhooks.retry"
 local subscription = require "linqwebhooks.subscription"
 local transport_select = require("linqwebhooks.transport").select
-local url = require "linqwebhooks.url"
+local urlmod = require "linqwebhooks.url"
 local adopt = subscription.adopt
 
 local M = {}
@@ -129,7 +129,7 @@ local function check_target_url(target, allow_http)
   if target:find("[%s%c]") then
     return "target_url must not contain spaces or control characters"
   end
-  local u = url.parse(target)
+  local u = urlmod.parse(target)
   if not u then
     return "target_url must be an absolute URL with a host, got '" .. short(target, 100) .. "'"
   end
@@ -179,7 +179,7 @@ local function array_copy(t)
   return json.array(c)
 end
 
-local escape_id = url.escape_segment
+local escape_id = urlmod.escape_segment
 
 -- The URL of subscription `id` on `resource` (a client.webhook_subscriptions),
 -- or nil for an empty id; raises (at `level`) unless id is a string.
@@ -357,11 +357,11 @@ function M.new(opts, level)
   end
   local base_url = opts.base_url or getenv("LINQ_API_V3_BASE_URL") or DEFAULT_BASE_URL
   base_url = base_url:gsub("/+$", "")
-  local u = url.parse(base_url)
+  local u = urlmod.parse(base_url)
   if not u or (u.scheme ~= "https" and u.scheme ~= "http") then
     error("linq.client: base_url must be an http(s) URL with a host, got '" .. short(base_url, 100) .. "'", level)
   end
-  local loopback = url.is_loopback(u.host)
+  local loopback = urlmod.is_loopback(u.host)
   if u.scheme == "http" and not loopback then
     error("linq.client: refusing base_url '" .. short(base_url, 100) .. "': http:// is only allowed "
       .. "for loopback hosts (the API key would travel in clear text); use https://", level)
@@ -704,6 +704,6 @@ end
 
 -- exposed for tests and other modules
 M.escape_id = escape_id
-M.is_loopback_host = url.is_loopback
+M.is_loopback_host = urlmod.is_loopback
 
 return M
