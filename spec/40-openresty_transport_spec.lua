@@ -204,6 +204,15 @@ describe("linqwebhooks.transport #nginx", function()
     assert.are.equal("201|PATCH|yes|7|127.0.0.1:" .. srv.port .. '|{"a":1}|a, b', out)
   end)
 
+  nginx_it("connects to an IPv6 literal URL (brackets for nginx, Host with brackets)", function()
+    local out = run([[
+      local t = require("linqwebhooks.transport.resty").new{ timeout = 5 }
+      local res, kind, msg = t:request("GET", "http://[::ffff:127.0.0.1]:" .. PORT .. "/up/echo")
+      ngx.print(res and res.body or (kind .. "|" .. msg))
+    ]])
+    assert.are.equal("GET|nil|nil|[::ffff:127.0.0.1]:" .. srv.port .. "|", out)
+  end)
+
   nginx_it("sends Content-Length: 0 on a POST without body", function()
     local out = run([[
       local t = require("linqwebhooks.transport.resty").new{ timeout = 5 }

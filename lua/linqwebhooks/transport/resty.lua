@@ -231,7 +231,9 @@ function Transport:_connect(u, deadline)
   sock:settimeouts(cto < rem and cto or rem, rem, rem)
   local host, port = u.host, u.port
   local pool = u.scheme .. "://" .. host .. ":" .. port .. (u.scheme == "https" and "#verify" or "")
-  local ok, err = sock:connect(host, port, { pool = pool, pool_size = self._ka_pool })
+  -- (nginx parses IPv6 literals only in brackets)
+  local ok, err = sock:connect(u.ipv6 and ("[" .. host .. "]") or host, port,
+    { pool = pool, pool_size = self._ka_pool })
   if not ok then
     local kind, msg = io_error("connect to " .. host .. ":" .. port, err)
     return fail(sock, kind, msg, "not_sent") -- nothing of the request left
