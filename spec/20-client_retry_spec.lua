@@ -254,7 +254,7 @@ local CALL = {
 local RETRY_TRUE = { ["x-should-retry"] = "true" }
 local RETRY_FALSE = { ["x-should-retry"] = "false" }
 local RESET = { status = 200, headers = JSON, body = SUB, reset = true }
-local SLOW = { status = 200, headers = JSON, body = SUB, delay = 1 }
+local SLOW = { status = 200, headers = JSON, body = SUB, delay = 0.7 } -- (the server is free again before the retry)
 local ENDLESS = { flood = { prefix = "HTTP/1.1 200 OK\r\nX-Long: ", bytes = 2 * 1024 * 1024 } }
 local ONE = { max_retries = 1 }
 local FAST = { timeout = 0.4, max_retries = 1 }
