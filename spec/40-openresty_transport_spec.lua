@@ -292,6 +292,19 @@ describe("linqwebhooks.transport #nginx", function()
     assert.matches("false|.*transport.resty.new: unknown option 'timeuot'", out)
   end)
 
+  nginx_it("refuses a proxy URL (cosockets connect directly) and accepts proxy = false", function()
+    local out = run([[
+      local R = require("linqwebhooks.transport.resty")
+      local ok1, e1 = pcall(R.new, { proxy = "http://127.0.0.1:3128" })
+      local ok2 = pcall(R.new, { proxy = false })
+      local ok3, e3 = pcall(require("linqwebhooks").client, { api_key = "k", proxy = "http://127.0.0.1:3128" })
+      ngx.print(tostring(ok1), "|", e1, "\n", tostring(ok2), "\n", tostring(ok3), "|", e3)
+    ]])
+    assert.matches("^false|.*transport.resty.new: option 'proxy' is not supported by the resty %(cosocket%)"
+      .. " transport: it always connects directly", out)
+    assert.matches("\ntrue\nfalse|.*option 'proxy' is not supported by the resty", out)
+  end)
+
   nginx_it("works in a timer started from a request", function()
     local out = run([[
       local done, result = false, nil
