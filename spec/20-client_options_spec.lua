@@ -70,6 +70,42 @@ describe("linq.client options", function()
     end
   end)
 
+  it("refuses an api_key over 8 KB or with control characters, naming api_key, never echoing it", function()
+    local long = "lk_" .. string.rep("s", client_mod.MAX_API_KEY_BYTES - 2)
+    local bad = { long, "lk_a\r\nX-Injected: 1", "lk_a\nb", "lk_a\0b", "lk_a\tb", "lk_a b", "lk_\127x" }
+    for _, key in ipairs(bad) do
+      local ok, err = pcall(linq.client, { api_key = key })
+      assert.is_false(ok)
+      assert.matches("linq.client: option 'api_key' ", err)
+      assert.is_nil(err:find(key, 1, true))
+      assert.is_nil(err:find("sss", 1, true))
+    end
+    local _, err = pcall(linq.client, { api_key = long })
+    assert.matches("is 8193 bytes long; at most 8192 are accepted", err)
+  end)
+
+  it("sends an api_key of exactly 8 KB (anything accepted works on the first call)", function()
+    local key = string.rep("k", client_mod.MAX_API_KEY_BYTES)
+    local srv = flaky.start({ { status = 200, headers = { ["Content-Type"] = "application/json" },
+                                body = '{"subscriptions":[]}' } })
+    local c = linq.client{ api_key = key, base_url = srv.url, max_retries = 0 }
+    local subs, err = c.webhook_subscriptions:list()
+    c:close()
+    local reqs = srv:requests()
+    srv:stop()
+    assert.is_nil(err)
+    assert.same({}, subs)
+    assert.equal("Bearer " .. key, reqs[1].headers.authorization)
+  end)
+
+  it("refuses header values over 8 KB and user agents over 1 KB at construction", function()
+    assert.has_error(function()
+      linq.client{ api_key = KEY, headers = { ["X-Big"] = string.rep("v", 8193) } }
+    end, "linq.client: option 'headers' value of 'X-Big' is longer than 8192 bytes")
+    assert.has_error(function() linq.client{ api_key = KEY, user_agent = string.rep("u", 1025) } end,
+      "linq.client: option 'user_agent' is longer than 1024 bytes")
+  end)
+
   it("raises when a closed client is used", function()
     local c = linq.client{ api_key = KEY, base_url = "http://127.0.0.1:9/api" }
     c:close()
@@ -251,7 +287,13 @@ describe("retry policy", function()
     end
     assert.is_false(retry.should_retry_status(409, {}, false))
     assert.is_false(retry.should_retry_status(409, { ["x-should-retry"] = "true" }, false))
-    assert.is_true(retry.should_retry_status(500, {}, false))
+    for _, s in ipairs({ 500, 502, 503, 504, 599 }) do
+      assert.is_false(retry.should_retry_status(s, {}, false))
+      assert.is_false(retry.should_retry_status(s, { ["x-should-retry"] = "true" }, false))
+    end
+    for _, s in ipairs({ 408, 429 }) do
+      assert.is_true(retry.should_retry_status(s, {}, false))
+    end
     assert.is_false(retry.should_retry_status(500, { ["x-should-retry"] = "false" }, true))
     assert.is_true(retry.should_retry_status(400, { ["x-should-retry"] = "true" }, true))
     assert.is_true(retry.should_retry_failure("timeout", nil, true))

@@ -2,7 +2,11 @@
 -- One easy handle per transport object, reused so connections stay alive.
 --
 --   local t = require("linqwebhooks.transport.curl").new{ timeout = 60, connect_timeout = 10,
---                                                          ca_file = nil, max_body = 8 * 2^20 }
+--                                                          ca_file = nil, max_body = 8 * 2^20,
+--                                                          proxy = nil }
+--   -- proxy: nil = libcurl's environment (https_proxy, ALL_PROXY, NO_PROXY, ...;
+--   --   libcurl never reads HTTP_PROXY in upper case), false = never a proxy,
+--   --   or a proxy URL
 --   local res, kind, msg = t:request(method, url, headers, body)
 --   -- res = { status = n, headers = { [lowercase name] = value }, body = s, http_version = n }
 --   -- failure: nil, "timeout" | "connection", message (no secrets), detail:
@@ -53,6 +57,12 @@ local schema = {
   connect_timeout = { types = { "number" }, check = positive },
   ca_file = "string",
   max_body = { types = { "number" }, check = options.body_bytes },
+  proxy = { types = { "string", "boolean" }, check = function(v)
+    if v == true then
+      return false, "must be a proxy URL or false"
+    end
+    return true
+  end },
 }
 
 function M.new(opts, level)
@@ -63,6 +73,7 @@ function M.new(opts, level)
     ca_file = opts.ca_file,
     max_body = opts.max_body and math.floor(opts.max_body) or nil,
     raw_headers = true,
+    proxy = (opts.proxy == false and "") or opts.proxy or nil,
   }
   return setmetatable({ h = h }, Transport)
 end
