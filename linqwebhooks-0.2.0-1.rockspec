@@ -82,6 +82,7 @@ build = {
     ["linqwebhooks.transport.curl"] = "lua/linqwebhooks/transport/curl.lua",
     ["linqwebhooks.transport"] = "lua/linqwebhooks/transport/init.lua",
     ["linqwebhooks.transport.resty"] = "lua/linqwebhooks/transport/resty.lua",
+    ["linqwebhooks.url"] = "lua/linqwebhooks/url.lua",
     ["linqwebhooks.verifier"] = "lua/linqwebhooks/verifier.lua",
     ["linqwebhooks.webhooks"] = "lua/linqwebhooks/webhooks.lua",
   },
