@@ -5,6 +5,7 @@ local core = require "linqwebhooks.core"
 local errors = require "linqwebhooks.errors"
 local options = require "linqwebhooks.options"
 local event = require "linqwebhooks.event"
+local hdrs = require "linqwebhooks.headers"
 
 local M = {}
 
@@ -84,7 +85,7 @@ function M.new(opts, level, what)
     tol = -1
   end
   local kr = keyring(what, list, level)
-  return setmetatable({
+  local obj = setmetatable({
     _kr = kr,
     -- the hot path: one C call per verification
     verify = core.bind_verify(kr, SCHEME_NUM[opts.scheme or "auto"], tol, opts.clock, errors.Error),
@@ -94,12 +95,28 @@ function M.new(opts, level, what)
     _tolerance = tol,
     _clock = opts.clock or os.time,
   }, Verifier)
+  obj.verify = M.accept_header_objects(obj.verify)
+  return obj
+end
+
+--- Wraps a verify(self, body, headers) function so that `headers` may also
+-- be a header object with :get(name) (lua-http; see linqwebhooks.headers).
+-- Plain tables go straight through (one getmetatable check).
+function M.accept_header_objects(verify)
+  return function(self, body, headers)
+    if getmetatable(headers) ~= nil or type(headers) == "userdata" then
+      headers = hdrs.normalize(headers)
+    end
+    return verify(self, body, headers)
+  end
 end
 
 local function check_headers(what, headers)
+  headers = hdrs.normalize(headers)
   if type(headers) ~= "table" then
     error(what .. ": argument 'headers' must be a table, got " .. type(headers), 3)
   end
+  return headers
 end
 
 -- The C core returns the info table itself, or nil, reason, detail.
@@ -134,7 +151,7 @@ function Verifier:verify_file(path, headers)
   if type(path) ~= "string" then
     error("verifier:verify_file: argument 'path' must be a string, got " .. type(path), 2)
   end
-  check_headers("verifier:verify_file", headers)
+  headers = check_headers("verifier:verify_file", headers)
   local info, reason, detail = self._kr:verify_file(path, headers, self._scheme_n, now(self),
     self._tolerance)
   if reason == "io_error" then
@@ -154,7 +171,7 @@ Stream.__tostring = function()
 end
 
 function Verifier:stream(headers)
-  check_headers("verifier:stream", headers)
+  headers = check_headers("verifier:stream", headers)
   local s, reason, detail = self._kr:stream(headers, self._scheme_n, now(self), self._tolerance)
   if not s then
     return nil, errors.verification(reason, detail)

@@ -8,6 +8,7 @@ local errors = require "linqwebhooks.errors"
 local options = require "linqwebhooks.options"
 local events = require "linqwebhooks.events"
 local stores = require "linqwebhooks.store"
+local hdrs = require "linqwebhooks.headers"
 
 local M = {}
 
@@ -398,9 +399,11 @@ local function check_handle_args(body, headers)
     error("hooks:handle: argument 'body' must be a string (the raw request body), got "
       .. type(body), 3)
   end
+  headers = hdrs.normalize(headers) -- a header object (:get) becomes a table
   if type(headers) ~= "table" then
     error("hooks:handle: argument 'headers' must be a table, got " .. type(headers), 3)
   end
+  return headers
 end
 
 -- Verifies (unless `info`, the verifier's result for this very body, is
@@ -492,7 +495,7 @@ end
 --       (duplicate = true; Linq retries later and then gets 200 or a dispatch),
 --       or the dedupe store is full (err.reason "store_full", logged)
 function Hooks:handle(body, headers)
-  check_handle_args(body, headers)
+  headers = check_handle_args(body, headers)
   local res, ev, key = admit(self, body, headers, nil)
   if res then
     return res
@@ -510,7 +513,7 @@ end
 -- does; run must be called exactly once. Otherwise run is nil and res is the
 -- final answer.
 function Hooks:prepare(body, headers, info)
-  check_handle_args(body, headers)
+  headers = check_handle_args(body, headers)
   if info ~= nil and type(info) ~= "table" then
     error("hooks:prepare: argument 'info' must be a verification result table, got "
       .. type(info), 2)
