@@ -67,6 +67,7 @@ build = {
     ["linqwebhooks.event"] = "lua/linqwebhooks/event.lua",
     ["linqwebhooks.event_types"] = "lua/linqwebhooks/event_types.lua",
     ["linqwebhooks.events"] = "lua/linqwebhooks/events.lua",
+    ["linqwebhooks.headers"] = "lua/linqwebhooks/headers.lua",
     ["linqwebhooks.http_server"] = "lua/linqwebhooks/http_server.lua",
     ["linqwebhooks"] = "lua/linqwebhooks/init.lua",
     ["linqwebhooks.json"] = "lua/linqwebhooks/json.lua",

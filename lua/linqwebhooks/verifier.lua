@@ -101,11 +101,25 @@ end
 
 --- Wraps a verify(self, body, headers) function so that `headers` may also
 -- be a header object with :get(name) (lua-http; see linqwebhooks.headers).
--- Plain tables go straight through (one getmetatable check).
+-- The argument checks are repeated here so that errors still point at the
+-- caller's line (a C function reports the position of its Lua caller).
+local function bad_arg(name, what, v)
+  error("verifier:verify: argument '" .. name .. "' must be " .. what .. ", got " .. type(v), 3)
+end
+
 function M.accept_header_objects(verify)
   return function(self, body, headers)
-    if getmetatable(headers) ~= nil or type(headers) == "userdata" then
+    if type(body) ~= "string" then
+      bad_arg("body", "a string (the raw request body)", body)
+    end
+    if type(headers) ~= "table" or getmetatable(headers) ~= nil then
       headers = hdrs.normalize(headers)
+      if type(headers) ~= "table" then
+        bad_arg("headers", "a table", headers)
+      end
+    end
+    if rawget(self, "_closed") then
+      error("verifier:verify: the verifier is closed", 2)
     end
     return verify(self, body, headers)
   end
