@@ -179,9 +179,9 @@ $(EMBED): examples/embed.c csrc/linqwebhooks.h $(LIBA)
 embed: $(EMBED)
 	./$(EMBED)
 
-# The emulator in the foreground (Ctrl-C stops it).
+# The emulator in the foreground (Ctrl-C stops it): make emulator [PORT=8787] [VERBOSE=1]
 emulator: $(SO54)
-	$(ENV54) $(LUA54) examples/emulator.lua
+	$(LUA54) examples/emulator.lua $(PORT) $(if $(filter 1 yes true,$(VERBOSE)),--verbose)
 
 # Both rockspecs (scm and the release), from the files that exist.
 rockspec:
