@@ -36,12 +36,12 @@ end
 local function capture_stderr(fn)
   local real = io.stderr
   local buf = {}
-  io.stderr = { write = function(self, ...)
+  io.stderr = { write = function(self, ...) -- luacheck: ignore 122
     for _, s in ipairs({ ... }) do buf[#buf + 1] = tostring(s) end
     return self
   end }
   local ok, err = pcall(fn)
-  io.stderr = real
+  io.stderr = real -- luacheck: ignore 122
   if not ok then
     error(err, 0)
   end

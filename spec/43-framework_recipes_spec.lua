@@ -121,7 +121,9 @@ describe("recipe: OpenResty handler owning its response (openresty.process) #ngi
     srv = nginx.start {
       main = "env LINQ_WEBHOOK_SECRET;",
       env = { LINQ_WEBHOOK_SECRET = SECRET },
-      files = { ["lua/openresty_owned.lua"] = util.read_file("examples/frameworks/openresty_owned.lua") },
+      files = {
+        ["lua/openresty_owned.lua"] = util.read_file("examples/frameworks/openresty_owned.lua"),
+      },
       http = "  lua_shared_dict linq_dedupe 1m;",
       server = [[
     location = /linq/webhooks {
@@ -141,7 +143,8 @@ describe("recipe: OpenResty handler owning its response (openresty.process) #ngi
       content_by_lua_block {
         local o = require "linqwebhooks.openresty"
         local ok1, e1 = pcall(o.process, nil)
-        local ok2, e2 = pcall(o.process, require("linqwebhooks").webhooks{ secret = os.getenv("LINQ_WEBHOOK_SECRET") }, { quik = 1 })
+        local hooks = require("linqwebhooks").webhooks{ secret = os.getenv("LINQ_WEBHOOK_SECRET") }
+        local ok2, e2 = pcall(o.process, hooks, { quik = 1 })
         ngx.print(tostring(ok1), "|", e1, "\n", tostring(ok2), "|", e2)
       }
     }
