@@ -4,7 +4,12 @@
 -- `workspace.library` (see types/README.md). Reference: docs/*.md.
 
 ---@alias linqwebhooks.Scheme "auto"|"standard"|"legacy"
----@alias linqwebhooks.Headers table<string, string|string[]> request headers; names match case-insensitively
+---@alias linqwebhooks.Headers table<string, string|string[]>|linqwebhooks.HeaderObject request headers; names match case-insensitively
+
+---Any header object with `:get(name)` (lua-http `headers`), asked for lowercase names.
+---@class linqwebhooks.HeaderObject
+---@field get fun(self: any, name: string): string?, ...
+---@field get_as_sequence? fun(self: any, name: string): { n: integer, [integer]: string }
 
 ---Options of `linq.verifier{}`, `linq.verify` and (verification part) `linq.webhooks{}`.
 ---Strict: an unknown key raises.
@@ -215,6 +220,20 @@ function ShdictStore:state(key) end
 ---@field allow_http_targets? boolean
 ---@field max_body? integer bytes (8 MiB)
 ---@field transport? "curl"|"resty"|table
+---@field on_retry? fun(info: linqwebhooks.RetryInfo): boolean|nil called before each retry wait; false gives up
+---@field log? fun(level: string, message: string)|false default: a stderr line per retry
+
+---@class linqwebhooks.RetryInfo
+---@field attempt integer the attempt that failed (1 = the first request)
+---@field max_attempts integer
+---@field wait number seconds until the next attempt
+---@field method string
+---@field path string
+---@field status? integer
+---@field kind string "api"|"timeout"|"connection"
+---@field name string
+---@field message string
+---@field error linqwebhooks.Error
 
 ---@class linqwebhooks.SubscriptionParams
 ---@field target_url? string
