@@ -141,7 +141,7 @@ describe("header objects", function()
         "webhook-timestamp", h["webhook-timestamp"], "webhook-signature", h["webhook-signature"]))
     local path = os.tmpname()
     local f = assert(io.open(path, "w")); f:write(script); f:close()
-    local p = io.popen("LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./build/jit/?.so;;' "
+    local p = io.popen("env -u LD_PRELOAD LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./build/jit/?.so;;' "
       .. "luajit " .. path .. " 2>&1")
     local out = p:read("*a")
     p:close()
