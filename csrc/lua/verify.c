@@ -9,7 +9,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "lwh_lua.h"
-#include "../linqwebhooks.h"
+#include "linqwebhooks.h"
 
 #define LWH_KEYRING "linqwebhooks.Keyring"
 #define LWH_STREAM "linqwebhooks.VerifyStream"
