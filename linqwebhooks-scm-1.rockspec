@@ -21,9 +21,9 @@ dependencies = {
   "lua >= 5.1, < 5.5",
 }
 external_dependencies = {
-  CURL = { library = "curl" },
   OPENSSL = { header = "openssl/evp.h", library = "crypto" },
   CJSON = { header = "cjson/cJSON.h", library = "cjson" },
+  CURL = { header = "curl/curl.h", library = "curl" },
 }
 build = {
   type = "builtin",
@@ -31,17 +31,34 @@ build = {
     ["linqwebhooks.core"] = {
       sources = {
         "csrc/keyring.c",
-        "csrc/lua/core.c",
-        "csrc/lua/http.c",
-        "csrc/lua/json.c",
-        "csrc/lua/process.c",
-        "csrc/lua/verify.c",
         "csrc/verify.c",
+        "csrc/lua/core.c",
+        "csrc/lua/verify.c",
+        "csrc/lua/json.c",
+        "csrc/lua/util.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      libraries = { "curl", "cjson", "crypto" },
-      incdirs = { "$(CJSON_INCDIR)/cjson", "$(OPENSSL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(CJSON_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+      libraries = { "cjson", "crypto" },
+      incdirs = { "csrc", "$(CJSON_INCDIR)/cjson", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(CJSON_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+    },
+    ["linqwebhooks.http"] = {
+      sources = {
+        "csrc/lua/http.c",
+        "csrc/lua/util.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      libraries = { "curl" },
+      incdirs = { "csrc", "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
+    },
+    ["linqwebhooks.process"] = {
+      sources = {
+        "csrc/lua/process.c",
+        "csrc/lua/util.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      incdirs = { "csrc" },
     },
     ["linqwebhooks.client"] = "lua/linqwebhooks/client.lua",
     ["linqwebhooks.e164"] = "lua/linqwebhooks/e164.lua",

@@ -11,7 +11,40 @@ local function ls(cmd)
   return t
 end
 
-local c = ls("ls csrc/*.c csrc/lua/*.c")
+-- The C modules, as in the Makefile's lwh_module lines: name, sources
+-- (each also gets csrc/lua/util.c), libraries (external_dependencies key =
+-- the library upper-cased). A module whose first source is absent is left out.
+local CMODULES = {
+  { "core", ls("ls csrc/*.c"), { "csrc/lua/core.c", "csrc/lua/verify.c", "csrc/lua/json.c" },
+    { "cjson", "crypto" } },
+  { "http", {}, { "csrc/lua/http.c" }, { "curl" } },
+  { "process", {}, { "csrc/lua/process.c" }, {} },
+  { "redis", {}, { "csrc/lua/redis.c" }, { "hiredis" } },
+  { "sqlite", {}, { "csrc/lua/sqlite.c" }, { "sqlite3" } },
+}
+local EXTDEPS = {
+  curl = 'CURL = { header = "curl/curl.h", library = "curl" }',
+  crypto = 'OPENSSL = { header = "openssl/evp.h", library = "crypto" }',
+  cjson = 'CJSON = { header = "cjson/cJSON.h", library = "cjson" }',
+  hiredis = 'HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" }',
+  sqlite3 = 'SQLITE3 = { header = "sqlite3.h", library = "sqlite3" }',
+}
+local function exists(f)
+  local h = io.open(f, "rb")
+  if h then
+    h:close()
+  end
+  return h ~= nil
+end
+local cmods, libs_used = {}, {}
+for _, m in ipairs(CMODULES) do
+  if exists(m[3][1]) then
+    cmods[#cmods + 1] = m
+    for _, l in ipairs(m[4]) do
+      libs_used[l] = true
+    end
+  end
+end
 local lua = ls("cd lua && find linqwebhooks -name '*.lua'")
 local out = {}
 local function w(s) out[#out + 1] = s end
@@ -37,25 +70,44 @@ runs in OpenResty, and ships a local emulator of the Linq API.
 dependencies = {
   "lua >= 5.1, < 5.5",
 }
-external_dependencies = {
-  CURL = { library = "curl" },
-  OPENSSL = { header = "openssl/evp.h", library = "crypto" },
-  CJSON = { header = "cjson/cJSON.h", library = "cjson" },
-}
+external_dependencies = {]])
+for _, l in ipairs({ "crypto", "cjson", "curl", "hiredis", "sqlite3" }) do
+  if libs_used[l] then
+    w("  " .. EXTDEPS[l] .. ",")
+  end
+end
+w([[}
 build = {
   type = "builtin",
-  modules = {
-    ["linqwebhooks.core"] = {
-      sources = {]])
-for _, f in ipairs(c) do
-  w(string.format('        "%s",', f))
+  modules = {]])
+for _, m in ipairs(cmods) do
+  w(string.format('    ["linqwebhooks.%s"] = {', m[1]))
+  w("      sources = {")
+  local src = {}
+  for _, f in ipairs(m[2]) do src[#src + 1] = f end
+  for _, f in ipairs(m[3]) do src[#src + 1] = f end
+  src[#src + 1] = "csrc/lua/util.c"
+  for _, f in ipairs(src) do
+    w(string.format('        "%s",', f))
+  end
+  w("      },")
+  w('      defines = { "_POSIX_C_SOURCE=200809L" },')
+  local libs, incs, dirs = {}, { '"csrc"' }, {}
+  for _, l in ipairs(m[4]) do
+    local key = l == "crypto" and "OPENSSL" or l:upper()
+    libs[#libs + 1] = string.format("%q", l)
+    incs[#incs + 1] = l == "cjson" and '"$(CJSON_INCDIR)/cjson"' or string.format('"$(%s_INCDIR)"', key)
+    dirs[#dirs + 1] = string.format('"$(%s_LIBDIR)"', key)
+  end
+  if #libs > 0 then
+    w("      libraries = { " .. table.concat(libs, ", ") .. " },")
+  end
+  w("      incdirs = { " .. table.concat(incs, ", ") .. " },")
+  if #dirs > 0 then
+    w("      libdirs = { " .. table.concat(dirs, ", ") .. " },")
+  end
+  w("    },")
 end
-w([[      },
-      defines = { "_POSIX_C_SOURCE=200809L" },
-      libraries = { "curl", "cjson", "crypto" },
-      incdirs = { "$(CJSON_INCDIR)/cjson", "$(OPENSSL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(CJSON_LIBDIR)", "$(OPENSSL_LIBDIR)" },
-    },]])
 for _, f in ipairs(lua) do
   local mod = f:gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
   w(string.format('    ["%s"] = "lua/%s",', mod, f))

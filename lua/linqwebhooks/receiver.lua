@@ -395,14 +395,14 @@ function M.serve(opts)
   if not r then
     return nil, err
   end
-  local core = require "linqwebhooks.core"
-  local watch = core.signal_watch and core.signal_pending
+  local process = require "linqwebhooks.process"
+  local watch = process.signal_watch and process.signal_pending
   if watch then
-    core.signal_watch()
+    process.signal_watch()
   end
   io.stdout:write("linqwebhooks receiver listening on ", r.url, "\n")
   io.stdout:flush()
-  while not (watch and core.signal_pending()) do
+  while not (watch and process.signal_pending()) do
     r:step(0.25)
   end
   r:close()

@@ -7,7 +7,7 @@
 --
 -- One process, one socket.select() loop (see loop.lua): HTTP clients and
 -- outgoing deliveries are non-blocking actors, retries are timers.
-local core = require "linqwebhooks.core"
+local sys = require "linqwebhooks.process"
 local options = require "linqwebhooks.options"
 local json = require "linqwebhooks.json"
 local socket = require "socket"
@@ -234,12 +234,12 @@ function M.serve(opts)
   if not listener then
     return nil, "linqwebhooks.emulator.serve: " .. err
   end
-  core.signal_watch()
+  sys.signal_watch()
   local shown = host:find(":", 1, true) and ("[" .. host .. "]") or host
   io.stdout:write("linqwebhooks emulator listening on http://", shown, ":", listener.port, "\n")
   io.stdout:flush()
   local next_watch = socket.gettime() + 1
-  while not core.signal_pending() do
+  while not sys.signal_pending() do
     lp:step(0.25)
     if opts.watch_pid and socket.gettime() >= next_watch then
       next_watch = socket.gettime() + 1
@@ -258,7 +258,7 @@ function M.serve(opts)
   end
   save()
   if not opts.quiet then
-    io.stderr:write("linqwebhooks emulator: stopped (", core.signal_pending() or "parent exited", ")\n")
+    io.stderr:write("linqwebhooks emulator: stopped (", sys.signal_pending() or "parent exited", ")\n")
   end
   io.stdout:flush()
   return true
@@ -301,7 +301,7 @@ function M.spawn(opts)
     serve_opts.quiet = true
   end
   if serve_opts.watch_pid == nil then
-    serve_opts.watch_pid = core.getpid()
+    serve_opts.watch_pid = sys.getpid()
   end
   local child, out = process.spawn({
     code = "local ok, err = require('linqwebhooks.emulator').serve(" .. util.serialize(serve_opts)
