@@ -98,7 +98,7 @@ int main(void)
 
     /* incremental form: the body arrives in chunks */
     linqwh_verify_ctx *ctx = NULL;
-    st = linqwh_verify_begin(&ctx, kr, &h, &opts);
+    st = linqwh_verify_begin(&ctx, kr, &h, &opts, &res);
     if (st == LINQWH_OK) {
         size_t n = strlen(body), half = n / 2;
         linqwh_verify_update(ctx, body, half);

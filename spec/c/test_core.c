@@ -150,7 +150,9 @@ static void run_vector(const cJSON *v, const char *tmpdir)
         CHECK(r.detail != NULL && r.detail[0] != '\0', "%s: failure without detail", name);
 
     /* streamed in uneven chunks */
-    st2 = linqwh_verify_begin(&ctx, kr, &h, &o);
+    st2 = linqwh_verify_begin(&ctx, kr, &h, &o, &r);
+    if (st2 != LINQWH_OK)
+        CHECK(r.detail != NULL && r.detail[0] != '\0', "%s: begin failure without detail", name);
     if (st2 == LINQWH_OK) {
         for (off = 0, step = 1; off < blen; off += step, step = step * 3 + 1) {
             if (step > blen - off)
