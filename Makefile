@@ -15,8 +15,9 @@ LUA54_INC  := $(shell $(PKG) --cflags lua5.4 2>/dev/null)
 JIT_INC    := $(shell $(PKG) --cflags luajit 2>/dev/null)
 ASAN_FLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-LIB_SRC    := $(wildcard csrc/*.c)        # the Lua-free core: public C API (csrc/linqwebhooks.h)
-UTIL_SRC   := csrc/lua/util.c             # linked into every Lua module
+# the Lua-free core (public C API, csrc/linqwebhooks.h); util.c goes into every Lua module
+LIB_SRC    := $(wildcard csrc/*.c)
+UTIL_SRC   := csrc/lua/util.c
 HDRS       := $(wildcard csrc/*.h csrc/lua/*.h)
 
 B54        := build/5.4
