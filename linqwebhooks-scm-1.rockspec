@@ -23,7 +23,7 @@ dependencies = {
 external_dependencies = {
   OPENSSL = { header = "openssl/evp.h", library = "crypto" },
   CJSON = { header = "cjson/cJSON.h", library = "cjson" },
-  CURL = { header = "curl/curl.h", library = "curl" },
+  CURL = { library = "curl" },
 }
 build = {
   type = "builtin",
@@ -49,7 +49,7 @@ build = {
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl" },
-      incdirs = { "csrc", "$(CURL_INCDIR)" },
+      incdirs = { "csrc" },
       libdirs = { "$(CURL_LIBDIR)" },
     },
     ["linqwebhooks.process"] = {

@@ -23,7 +23,8 @@ local CMODULES = {
   { "sqlite", {}, { "csrc/lua/sqlite.c" }, { "sqlite3" } },
 }
 local EXTDEPS = {
-  curl = 'CURL = { header = "curl/curl.h", library = "curl" }',
+  -- no header: Debian keeps curl/curl.h in a multiarch directory, found by default
+  curl = 'CURL = { library = "curl" }',
   crypto = 'OPENSSL = { header = "openssl/evp.h", library = "crypto" }',
   cjson = 'CJSON = { header = "cjson/cJSON.h", library = "cjson" }',
   hiredis = 'HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" }',
@@ -96,7 +97,11 @@ for _, m in ipairs(cmods) do
   for _, l in ipairs(m[4]) do
     local key = l == "crypto" and "OPENSSL" or l:upper()
     libs[#libs + 1] = string.format("%q", l)
-    incs[#incs + 1] = l == "cjson" and '"$(CJSON_INCDIR)/cjson"' or string.format('"$(%s_INCDIR)"', key)
+    if l == "cjson" then
+      incs[#incs + 1] = '"$(CJSON_INCDIR)/cjson"'
+    elseif l ~= "curl" then
+      incs[#incs + 1] = string.format('"$(%s_INCDIR)"', key)
+    end
     dirs[#dirs + 1] = string.format('"$(%s_LIBDIR)"', key)
   end
   if #libs > 0 then
