@@ -9,8 +9,10 @@ CC         ?= cc
 CFLAGS     ?= -O2 -g
 WARN        = -std=c99 -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes
 DEFS        = -D_POSIX_C_SOURCE=200809L -Icsrc
-# each package asked separately: one missing .pc file must not drop the others
-DEP_CFLAGS := $(foreach p,libcrypto libcjson libcurl hiredis sqlite3,$(shell $(PKG) --cflags $(p) 2>/dev/null))
+# compiler flags of pkg-config packages, each asked separately (one missing
+# .pc file must not drop the others)
+pkg_cflags  = $(foreach p,$(1),$(shell $(PKG) --cflags $(p) 2>/dev/null))
+DEP_CFLAGS := $(call pkg_cflags,libcrypto libcjson libcurl)
 LUA54_INC  := $(shell $(PKG) --cflags lua5.4 2>/dev/null)
 JIT_INC    := $(shell $(PKG) --cflags luajit 2>/dev/null)
 ASAN_FLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -36,37 +38,38 @@ ENVJIT     := LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(BJIT)/?.so;;'
 all:
 
 # ---- Lua C modules ---------------------------------------------------------
-# One line per module:  $(eval $(call lwh_module,NAME,SOURCES,LIBS))
+# One line per module:  $(eval $(call lwh_module,NAME,SOURCES,LIBS,PKGS))
 # builds build/5.4/linqwebhooks/NAME.so, build/jit/linqwebhooks/NAME.so (and
-# build/asan/... for `make asan`) from SOURCES plus csrc/lua/util.c, linked
-# with LIBS. One of SOURCES defines luaopen_linqwebhooks_NAME (LWH_EXPORT):
-# the only symbol the module may export (check-symbols).
+# build/asan/... for `make asan`) from SOURCES plus csrc/lua/util.c, compiled
+# with the pkg-config cflags of PKGS and linked with LIBS. One of SOURCES
+# defines luaopen_linqwebhooks_NAME (LWH_EXPORT): the only symbol the module
+# may export (check-symbols).
 MODULES :=
 define lwh_module
 MODULES += $(1)
 $(B54)/linqwebhooks/$(1).so: $(2) $(UTIL_SRC) $(HDRS) Makefile
 	@mkdir -p $$(@D)
-	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden -shared $(LUA54_INC) $(DEP_CFLAGS) \
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden -shared $(LUA54_INC) $$(call pkg_cflags,$(4)) \
 	  -o $$@ $(2) $(UTIL_SRC) $(3)
 $(BJIT)/linqwebhooks/$(1).so: $(2) $(UTIL_SRC) $(HDRS) Makefile
 	@mkdir -p $$(@D)
-	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden -shared $(JIT_INC) $(DEP_CFLAGS) \
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden -shared $(JIT_INC) $$(call pkg_cflags,$(4)) \
 	  -o $$@ $(2) $(UTIL_SRC) $(3)
 $(BASAN)/linqwebhooks/$(1).so: $(2) $(UTIL_SRC) $(HDRS) Makefile
 	@mkdir -p $$(@D)
-	gcc $(ASAN_FLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden -shared $(LUA54_INC) $(DEP_CFLAGS) \
+	gcc $(ASAN_FLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden -shared $(LUA54_INC) $$(call pkg_cflags,$(4)) \
 	  -o $$@ $(2) $(UTIL_SRC) $(3)
 endef
 
 # the runtime module nginx workers load: verification + JSON, libcrypto and cJSON only
 CORE_MOD_SRC := $(LIB_SRC) csrc/lua/core.c csrc/lua/verify.c csrc/lua/json.c
-$(eval $(call lwh_module,core,$(CORE_MOD_SRC),-lcjson -lcrypto))
+$(eval $(call lwh_module,core,$(CORE_MOD_SRC),-lcjson -lcrypto,libcrypto libcjson))
 # tooling: the libcurl client transport; signals, kill, chmod, clock
-$(eval $(call lwh_module,http,csrc/lua/http.c,-lcurl))
-$(eval $(call lwh_module,process,csrc/lua/process.c,))
+$(eval $(call lwh_module,http,csrc/lua/http.c,-lcurl,libcurl))
+$(eval $(call lwh_module,process,csrc/lua/process.c,,))
 # built once their sources exist
-$(if $(wildcard csrc/lua/redis.c),$(eval $(call lwh_module,redis,csrc/lua/redis.c,-lhiredis)))
-$(if $(wildcard csrc/lua/sqlite.c),$(eval $(call lwh_module,sqlite,csrc/lua/sqlite.c,-lsqlite3)))
+$(if $(wildcard csrc/lua/redis.c),$(eval $(call lwh_module,redis,csrc/lua/redis.c,-lhiredis,hiredis)))
+$(if $(wildcard csrc/lua/sqlite.c),$(eval $(call lwh_module,sqlite,csrc/lua/sqlite.c,-lsqlite3,sqlite3)))
 
 MODS54     = $(MODULES:%=$(B54)/linqwebhooks/%.so)
 MODSJIT    = $(MODULES:%=$(BJIT)/linqwebhooks/%.so)
