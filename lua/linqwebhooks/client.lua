@@ -466,7 +466,7 @@ function M.new(opts, level)
     allow_http_targets = opts.allow_http_targets or false,
     closed = false,
     _transport = transport,
-    _sleep = tmod.sleep or ngx_sleep or require("linqwebhooks.core").sleep,
+    _sleep = tmod.sleep or ngx_sleep or require("linqwebhooks.http").sleep,
   }, Client)
   secret_of[self] = {
     get = header_set({}),
