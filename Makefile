@@ -15,7 +15,7 @@ LUA54_INC  := $(shell $(PKG) --cflags lua5.4 2>/dev/null)
 JIT_INC    := $(shell $(PKG) --cflags luajit 2>/dev/null)
 
 CORE_SRC   := $(wildcard csrc/*.c)
-LUA_SRC    := $(wildcard csrc/lua/*.c)
+LUA_SRC    := $(filter-out csrc/lua/sqlite.c,$(wildcard csrc/lua/*.c))
 HDRS       := $(wildcard csrc/*.h csrc/lua/*.h)
 ALL_SRC    := $(CORE_SRC) $(LUA_SRC)
 
@@ -27,6 +27,11 @@ SOJIT      := $(BJIT)/linqwebhooks/core.so
 SOASAN     := $(BASAN)/linqwebhooks/core.so
 LIBA       := build/lib/liblinqwebhooks.a
 CTEST      := build/c/test_core
+# linqwebhooks.sqlite (the inbox's SQLite binding): its own module, -lsqlite3
+SQL_SRC    := csrc/lua/sqlite.c
+SQL54      := $(B54)/linqwebhooks/sqlite.so
+SQLJIT     := $(BJIT)/linqwebhooks/sqlite.so
+SQLASAN    := $(BASAN)/linqwebhooks/sqlite.so
 
 LPATH      := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
 ENV54      := LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(B54)/?.so;;'
@@ -35,9 +40,9 @@ ENVJIT     := LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(BJIT)/?.so;;'
 .PHONY: demo-run embed emulator env-jit
 .PHONY: all luajit env test test54 testjit ctest check-symbols rockspec asan valgrind fuzz bench demo clean lint
 
-all: $(SO54)
+all: $(SO54) $(SQL54)
 
-luajit: $(SOJIT)
+luajit: $(SOJIT) $(SQLJIT)
 
 $(SO54): $(ALL_SRC) $(HDRS) Makefile
 	@mkdir -p $(@D)
@@ -48,6 +53,18 @@ $(SOJIT): $(ALL_SRC) $(HDRS) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden -shared $(JIT_INC) $(DEP_CFLAGS) \
 	  -o $@ $(ALL_SRC) $(DEP_LIBS)
+
+$(SQL54): $(SQL_SRC) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden -shared $(LUA54_INC) -o $@ $(SQL_SRC) -lsqlite3
+
+$(SQLJIT): $(SQL_SRC) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden -shared $(JIT_INC) -o $@ $(SQL_SRC) -lsqlite3
+
+$(SQLASAN): $(SQL_SRC) Makefile
+	@mkdir -p $(@D)
+	gcc $(ASAN_FLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden -shared $(LUA54_INC) -o $@ $(SQL_SRC) -lsqlite3
 
 # The Lua-free core as a static library for C hosts.
 $(LIBA): $(CORE_SRC) $(HDRS) Makefile
@@ -71,10 +88,10 @@ env-jit:
 ctest: $(CTEST)
 	./$(CTEST)
 
-test54: $(SO54) $(SOJIT)
+test54: $(SO54) $(SOJIT) $(SQL54) $(SQLJIT)
 	$(ENV54) $(BUSTED) --lua=$(LUA54) spec
 
-testjit: $(SOJIT)
+testjit: $(SOJIT) $(SQLJIT)
 	$(ENVJIT) $(BUSTED) --lua=$(LUAJIT) spec
 
 test: ctest check-symbols embed test54 testjit
@@ -87,8 +104,8 @@ check-symbols: $(SO54)
 
 # In-process specs for the memory checkers (the nginx specs run the LuaJIT
 # build inside nginx, which these runs do not instrument).
-ASAN_SPECS     = $(wildcard spec/0*_spec.lua spec/1*_spec.lua spec/2*_spec.lua spec/3*_spec.lua)
-VALGRIND_SPECS = $(wildcard spec/0*_spec.lua spec/1*_spec.lua spec/2*_spec.lua)
+ASAN_SPECS     = $(wildcard spec/0*_spec.lua spec/1*_spec.lua spec/2*_spec.lua spec/3*_spec.lua) spec/70-inbox_contract_spec.lua
+VALGRIND_SPECS = $(wildcard spec/0*_spec.lua spec/1*_spec.lua spec/2*_spec.lua) spec/70-inbox_contract_spec.lua
 
 # ASan/UBSan: the module is built with sanitizers and the runtime is
 # preloaded into the plain lua5.4 interpreter.
@@ -98,7 +115,7 @@ $(SOASAN): $(ALL_SRC) $(HDRS) Makefile
 	gcc $(ASAN_FLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden -shared $(LUA54_INC) $(DEP_CFLAGS) \
 	  -o $@ $(ALL_SRC) $(DEP_LIBS)
 
-asan: $(SOASAN) spec/c/test_core.c $(CORE_SRC)
+asan: $(SOASAN) $(SQLASAN) spec/c/test_core.c $(CORE_SRC)
 	@mkdir -p build/c
 	gcc $(ASAN_FLAGS) $(WARN) $(DEFS) -Icsrc $(DEP_CFLAGS) -o build/c/test_core_asan spec/c/test_core.c $(CORE_SRC) $(DEP_LIBS)
 	ASAN_OPTIONS=detect_leaks=1 ./build/c/test_core_asan
@@ -109,7 +126,7 @@ asan: $(SOASAN) spec/c/test_core.c $(CORE_SRC)
 
 VALGRIND = valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
 	   --show-leak-kinds=definite --suppressions=$(CURDIR)/spec/valgrind.supp
-valgrind: $(SO54) $(CTEST)
+valgrind: $(SO54) $(SQL54) $(CTEST)
 	$(VALGRIND) ./$(CTEST)
 	LINQWH_VALGRIND=1 $(ENV54) $(VALGRIND) $(LUA54) /usr/bin/busted --ignore-lua $(VALGRIND_SPECS)
 
@@ -127,7 +144,7 @@ fuzz:
 	  build/fuzz/json_corpus csrc/fuzz/json_corpus
 
 # Each benchmark prints its figure next to its floor, measured in the same run.
-bench: $(SO54) $(SOJIT) $(LIBA)
+bench: $(SO54) $(SOJIT) $(SQL54) $(LIBA)
 	@mkdir -p build/bench
 	$(CC) -O2 $(WARN) $(DEFS) -Icsrc $(DEP_CFLAGS) -o build/bench/hmac_floor bench/hmac_floor.c $(LIBA) -lcrypto
 	$(CC) -O2 $(WARN) $(DEFS) $(DEP_CFLAGS) -o build/bench/curl_floor bench/curl_floor.c -lcurl
@@ -143,6 +160,8 @@ bench: $(SO54) $(SOJIT) $(LIBA)
 	@echo "== dispatch (Lua 5.4, LuaJIT)"
 	$(ENV54) $(LUA54) bench/dispatch.lua
 	$(ENVJIT) $(LUAJIT) bench/dispatch.lua
+	@echo "== inbox (SQLite, Lua 5.4)"
+	$(ENV54) $(LUA54) bench/inbox.lua
 
 # Debian packages `make demo` needs: installed when run as root, otherwise
 # the exact apt-get line is printed.
