@@ -42,6 +42,8 @@ M.SCHEMA = {
   scheme = verifier.SCHEMA.scheme,
   clock = "function",
   dedupe = { types = { "table", "userdata", "boolean" }, check = check_dedupe },
+  inbox = { types = { "table", "userdata" },
+            check = function(v) return require("linqwebhooks.inbox").is_inbox(v) end },
   strict = "boolean",
 }
 
@@ -60,13 +62,20 @@ function M.new(opts, level)
     vopts[k] = opts[k]
   end
   local v = verifier.new(vopts, level, "linq.webhooks")
+  if opts.inbox ~= nil and opts.dedupe ~= nil then
+    error("linq.webhooks: options 'inbox' and 'dedupe' are mutually exclusive"
+      .. " (the inbox de-duplicates)", level)
+  end
   local store = opts.dedupe
-  if store == nil or store == true then
+  if opts.inbox ~= nil then
+    store = false
+  elseif store == nil or store == true then
     store = require("linqwebhooks.store.memory").new(nil, level)
   end
   return setmetatable({
     _verifier = v,
     _store = store or nil,
+    _inbox = opts.inbox,
     _strict = opts.strict ~= false,
     _exact = {},    -- name -> array of entries (replaced, never mutated)
     _wild = {},     -- array of entries with .prefix ("" for "*")
@@ -350,14 +359,18 @@ local function admit(self, body, headers, info)
     return { status = 400, body = "invalid event: " .. tostring(derr.reason),
              err = derr, duplicate = false }
   end
+  if self._inbox then
+    return require("linqwebhooks.inbox").accept(self._inbox, ev, body, headers, info)
+  end
   local store = self._store
   if store then
     local claimed, state = store:claim(ev.id)
     if claimed == nil then
+      -- the store is unreachable: 503 so that Linq retries
       local err = errors.new({ kind = "store", reason = "store_failed",
                                message = "dedupe store claim failed: " .. tostring(state) })
-      return { status = 500, body = "dedupe store failed", event = ev, err = err,
-               duplicate = false }
+      return { status = 503, body = "dedupe store unavailable, retry later", event = ev,
+               err = err, duplicate = false }
     elseif not claimed then
       if state == "in_flight" then
         return { status = 503, body = "duplicate in flight, retry later", event = ev,
@@ -406,9 +419,13 @@ end
 --   401 verification failed (Linq does not retry 4xx: forgeries are not retried)
 --   400 signed, but not a Linq event (err.reason "invalid_json")
 --   500 a handler raised (the id is not marked seen, so Linq's retry dispatches
---       again), or the dedupe store failed
+--       again)
 --   503 a duplicate of an id whose handlers are still running elsewhere
---       (duplicate = true; Linq retries later and then gets 200 or a dispatch)
+--       (duplicate = true; Linq retries later and then gets 200 or a dispatch),
+--       or the dedupe store is unreachable (claim returned nil, err)
+-- With an inbox (linq.webhooks{ inbox = ... }) no handler runs here: 200
+-- "stored" (or "duplicate", duplicate = true) once the delivery is persisted,
+-- 503 when it could not be (Linq retries), 401/400 as above.
 function Hooks:handle(body, headers)
   check_handle_args(body, headers)
   local res, ev = admit(self, body, headers, nil)
@@ -445,6 +462,31 @@ function Hooks:prepare(body, headers, info)
     done = true
     return complete(self, ev)
   end
+end
+
+--- hooks:dispatch(ev) -> true | false, { err }: runs ev's handlers (errors
+-- go to on_error too); used by hooks:work.
+function Hooks:dispatch(ev)
+  local err = dispatch(self, ev)
+  if err then
+    return false, { err }
+  end
+  return true
+end
+
+--- hooks:work{...} -> stats: runs the handlers of the inbox's deliveries
+-- (see lua/linqwebhooks/inbox/worker.lua).
+function Hooks:work(opts)
+  if not self._inbox then
+    error("hooks:work: this dispatcher has no inbox (linq.webhooks{ inbox = ... })", 2)
+  end
+  local s = require("linqwebhooks.inbox.worker").run(self, self._inbox, opts, 2)
+  return s
+end
+
+--- hooks:inbox() -> the inbox, or nil.
+function Hooks:inbox()
+  return self._inbox
 end
 
 --- hooks:verifier() -> the underlying linq.verifier object.
