@@ -484,6 +484,13 @@ function Hooks:work(opts)
   return s
 end
 
+--- hooks:heartbeat() -> true | false | nil, err: inside a handler run by
+-- hooks:work, renews the delivery's lease (false: another worker took it over).
+function Hooks:heartbeat()
+  local ok, err = require("linqwebhooks.inbox.worker").heartbeat(self)
+  return ok, err
+end
+
 --- hooks:inbox() -> the inbox, or nil.
 function Hooks:inbox()
   return self._inbox

@@ -75,7 +75,7 @@ end
 
 -- Runs fn with a count hook that renews the job's lease while Lua code of
 -- the handlers runs (best effort: no hook runs inside a blocking C call or
--- LuaJIT-compiled code).
+-- LuaJIT-compiled code; long handlers call hooks:heartbeat() themselves).
 local function with_heartbeat(inbox, job, cfg, fn)
   local clock, vis = cfg.clock, cfg.visibility
   local last = clock()
@@ -114,11 +114,13 @@ local function handle_job(hooks, inbox, job, cfg, stats)
     return
   end
   local ok, errs
+  hooks._lease = { inbox = inbox, job = job, visibility = cfg.visibility }
   if cfg.heartbeat then
     ok, errs = with_heartbeat(inbox, job, cfg, function() return hooks:dispatch(ev) end)
   else
     ok, errs = hooks:dispatch(ev)
   end
+  hooks._lease = nil
   if ok then
     local aok, aerr = inbox:ack(job)
     if aok then
@@ -141,6 +143,17 @@ local function handle_job(hooks, inbox, job, cfg, stats)
     inbox:fail(job, msg, cfg.clock() + delay)
     stats.retried = stats.retried + 1
   end
+end
+
+--- heartbeat(hooks) -> true | false (lease lost) | nil, err: renews the
+-- lease of the delivery whose handlers are running (hooks:heartbeat()).
+function M.heartbeat(hooks)
+  local lease = hooks._lease
+  if not lease then
+    return nil, "no delivery is being handled"
+  end
+  local ok, err = lease.inbox:extend(lease.job, lease.visibility)
+  return ok, err
 end
 
 --- run(hooks, inbox, opts) -> stats: the inbox's stats plus this worker's
