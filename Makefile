@@ -38,6 +38,7 @@ ENV54      := LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(B54)/?.so;;'
 ENVJIT     := LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(BJIT)/?.so;;'
 
 .PHONY: demo-run embed emulator env-jit
+.PHONY: scale-out
 .PHONY: all luajit env test test54 testjit ctest check-symbols rockspec asan valgrind fuzz bench demo clean lint
 
 all: $(SO54) $(SQL54)
@@ -201,6 +202,11 @@ embed: $(EMBED)
 # The emulator in the foreground (Ctrl-C stops it).
 emulator: $(SO54)
 	$(ENV54) $(LUA54) examples/emulator.lua
+
+# Two receivers and two workers sharing one inbox, the emulator delivering
+# (LINQ_INBOX=redis LINQ_REDIS_URL=... for the Redis backend).
+scale-out: $(SO54) $(SQL54)
+	$(ENV54) $(LUA54) examples/scale-out/run.lua
 
 rockspec:
 	$(LUA54) bench/gen_rockspec.lua > linqwebhooks-scm-1.rockspec
