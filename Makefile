@@ -105,8 +105,8 @@ check-symbols: $(SO54)
 
 # In-process specs for the memory checkers (the nginx specs run the LuaJIT
 # build inside nginx, which these runs do not instrument).
-ASAN_SPECS     = $(wildcard spec/0*_spec.lua spec/1*_spec.lua spec/2*_spec.lua spec/3*_spec.lua) spec/70-inbox_contract_spec.lua
-VALGRIND_SPECS = $(wildcard spec/0*_spec.lua spec/1*_spec.lua spec/2*_spec.lua) spec/70-inbox_contract_spec.lua
+ASAN_SPECS     = $(wildcard spec/0*_spec.lua spec/1*_spec.lua spec/2*_spec.lua spec/3*_spec.lua) spec/70-inbox_contract_spec.lua spec/73-inbox_sqlite_binding_spec.lua
+VALGRIND_SPECS = $(wildcard spec/0*_spec.lua spec/1*_spec.lua spec/2*_spec.lua) spec/70-inbox_contract_spec.lua spec/73-inbox_sqlite_binding_spec.lua
 
 # ASan/UBSan: the module is built with sanitizers and the runtime is
 # preloaded into the plain lua5.4 interpreter.

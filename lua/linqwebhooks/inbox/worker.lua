@@ -99,17 +99,27 @@ local function with_heartbeat(inbox, job, cfg, fn)
   return a, b
 end
 
+-- inbox:fail, counting a backend error (the lease then expires and the
+-- delivery is taken again: nothing is lost)
+local function give_up(inbox, job, msg, retry_at, stats)
+  local ok, err = inbox:fail(job, msg, retry_at)
+  if not ok then
+    stats.errors = stats.errors + 1
+    stats.last_error = err
+  end
+end
+
 local function handle_job(hooks, inbox, job, cfg, stats)
   if job.attempts > cfg.max_attempts then
     -- taken over after its worker died on the last allowed attempt
-    inbox:fail(job, "attempts exhausted (the worker running attempt " .. (job.attempts - 1)
-      .. " stopped)", nil)
+    give_up(inbox, job, "attempts exhausted (the worker running attempt " .. (job.attempts - 1)
+      .. " stopped)", nil, stats)
     stats.dead_lettered = stats.dead_lettered + 1
     return
   end
   local ev, derr = event.decode(job.body, job.info)
   if not ev then
-    inbox:fail(job, "invalid event: " .. tostring(derr and derr.message or derr), nil)
+    give_up(inbox, job, "invalid event: " .. tostring(derr and derr.message or derr), nil, stats)
     stats.dead_lettered = stats.dead_lettered + 1
     return
   end
@@ -133,14 +143,14 @@ local function handle_job(hooks, inbox, job, cfg, stats)
   end
   local msg = message_of(errs)
   if job.attempts >= cfg.max_attempts then
-    inbox:fail(job, msg, nil)
+    give_up(inbox, job, msg, nil, stats)
     stats.dead_lettered = stats.dead_lettered + 1
   else
     local delay = cfg.backoff * 2 ^ (job.attempts - 1)
     if delay > cfg.max_backoff then
       delay = cfg.max_backoff
     end
-    inbox:fail(job, msg, cfg.clock() + delay)
+    give_up(inbox, job, msg, cfg.clock() + delay, stats)
     stats.retried = stats.retried + 1
   end
 end
@@ -176,7 +186,8 @@ function M.run(hooks, inbox, opts, level)
   local name = opts.worker or default_name(proc)
   local stats = { handled = 0, retried = 0, dead_lettered = 0, released = 0, errors = 0 }
   proc.signal_watch()
-  local jobs, stopped = 0, nil
+  local jobs = 0
+  local stopped
   while true do
     stopped = proc.signal_pending()
     if stopped then
