@@ -470,7 +470,7 @@ describe("linq.webhooks de-duplication", function()
     assert.same({ "claim evt_s", "release evt_s", "claim evt_s", "commit evt_s", "claim evt_s" }, calls)
   end)
 
-  it("answers 500 without dispatching when the store fails to claim", function()
+  it("answers 503 (Linq retries) without dispatching when the store fails to claim", function()
     local store = {
       claim = function() return nil, "no memory" end,
       commit = function() return true end,
@@ -480,7 +480,7 @@ describe("linq.webhooks de-duplication", function()
     local n = 0
     hooks:on("*", function() n = n + 1 end)
     local res = hooks:handle(delivery("message.received"))
-    assert.equal(500, res.status)
+    assert.equal(503, res.status)
     assert.equal("store", res.err.kind)
     assert.matches("no memory", res.err.message)
     assert.equal(0, n)
