@@ -54,7 +54,13 @@ local default_sleep = socket_ok and socket.sleep or function(s)
 end
 
 local function default_name(proc)
-  local host = os.getenv("HOSTNAME") or "host"
+  local host = os.getenv("HOSTNAME")
+  if not host then
+    local f = io.open("/proc/sys/kernel/hostname", "rb")
+    host = f and f:read("*l")
+    if f then f:close() end
+  end
+  host = (host and host ~= "") and host or "host"
   local pid = proc.getpid and proc.getpid() or 0
   return string.format("%s:%d:%06x", host, pid, math.random(0, 0xffffff))
 end
