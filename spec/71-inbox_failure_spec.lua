@@ -249,6 +249,35 @@ describe("inbox failures (SQLite, real processes)", function()
     inbox:close()
   end)
 
+  it("two workers on one file share the load; every delivery is handled exactly once", function()
+    local db, log = dir .. "/inbox.db", dir .. "/log"
+    local ids = {}
+    for i = 1, 60 do
+      ids[i] = "evt-c" .. i
+    end
+    local inbox = store(db, ids)
+    local opts = '{"poll":0.02,"until_idle":true}'
+    local a = spawn(worker_lua, db, log, "ok", opts, PARENT)
+    local b = spawn(worker_lua, db, log, "ok", opts, PARENT)
+    wait_exit(a, 60)
+    wait_exit(b, 60)
+    local starts, done = {}, 0
+    for _, l in ipairs(lines(log)) do
+      local id = l:match("^start (%S+)")
+      if id then
+        assert.is_nil(starts[id], id .. " taken twice")
+        starts[id] = true
+      elseif l:match("^done ") then
+        done = done + 1
+      end
+    end
+    assert.equal(60, done)
+    local sa, sb = stats_of(log, a), stats_of(log, b)
+    assert.equal(60, sa.handled + sb.handled)
+    assert.same({ pending = 0, in_flight = 0, done = 60, dead = 0 }, inbox:stats())
+    inbox:close()
+  end)
+
   it("receiver and worker restarted: nothing accepted is lost, each handled once", function()
     local db, log = dir .. "/inbox.db", dir .. "/log"
     local function start_receiver()
