@@ -188,8 +188,8 @@ check-runtime: $(B54)/linqwebhooks/core.so $(BJIT)/linqwebhooks/core.so
 
 # In-process specs for the memory checkers (the nginx specs run the LuaJIT
 # build inside nginx, which these runs do not instrument).
-ASAN_SPECS     = $(wildcard spec/0*_spec.lua spec/1*_spec.lua spec/2*_spec.lua spec/3*_spec.lua)
-VALGRIND_SPECS = $(wildcard spec/0*_spec.lua spec/1*_spec.lua spec/2*_spec.lua)
+ASAN_SPECS     = $(wildcard spec/0*_spec.lua spec/1*_spec.lua spec/2*_spec.lua spec/3*_spec.lua) spec/70-inbox_contract_spec.lua spec/73-inbox_sqlite_binding_spec.lua
+VALGRIND_SPECS = $(wildcard spec/0*_spec.lua spec/1*_spec.lua spec/2*_spec.lua) spec/70-inbox_contract_spec.lua spec/73-inbox_sqlite_binding_spec.lua
 
 # ASan/UBSan: the modules are built with sanitizers and the runtime is
 # preloaded into the plain lua5.4 interpreter.
@@ -238,6 +238,8 @@ bench: $(MODS54) $(MODSJIT) $(LIBA)
 	@echo "== dispatch (Lua 5.4, LuaJIT)"
 	$(ENV54) $(LUA54) bench/dispatch.lua
 	$(ENVJIT) $(LUAJIT) bench/dispatch.lua
+	@echo "== inbox (SQLite, Lua 5.4)"
+	$(ENV54) $(LUA54) bench/inbox.lua
 
 # `make demo` installs only what the demo needs (see deps).
 demo:
@@ -288,3 +290,8 @@ PRISM_VERSION ?= 5.14.2
 prism:
 	npm install --prefix build/node --no-audit --no-fund --silent \
 	  @stoplight/prism-cli@$(PRISM_VERSION) js-yaml@4
+
+# Two receivers and two workers sharing one inbox, the emulator delivering
+.PHONY: scale-out
+scale-out: $(MODS54)
+	$(ENV54) $(LUA54) examples/scale-out/run.lua

@@ -28,6 +28,7 @@ external_dependencies = {
   CJSON = { header = "cjson/cJSON.h", library = "cjson" },
   OPENSSL = { header = "openssl/evp.h", library = "crypto" },
   CURL = { library = "curl" },
+  SQLITE = { header = "sqlite3.h", library = "sqlite3" },
 }
 test_dependencies = {
   "busted >= 2.0",
@@ -72,6 +73,15 @@ build = {
       incdirs = { "csrc", "csrc/lua" },
       libdirs = {},
     },
+    ["linqwebhooks.sqlite"] = {
+      sources = {
+        "csrc/lua/sqlite.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      libraries = { "sqlite3" },
+      incdirs = { "csrc", "csrc/lua", "$(SQLITE_INCDIR)" },
+      libdirs = { "$(SQLITE_LIBDIR)" },
+    },
     ["linqwebhooks.catalogue_data"] = "lua/linqwebhooks/catalogue_data.lua",
     ["linqwebhooks.client"] = "lua/linqwebhooks/client.lua",
     ["linqwebhooks.e164"] = "lua/linqwebhooks/e164.lua",
@@ -87,6 +97,9 @@ build = {
     ["linqwebhooks.event_types"] = "lua/linqwebhooks/event_types.lua",
     ["linqwebhooks.events"] = "lua/linqwebhooks/events.lua",
     ["linqwebhooks.http_server"] = "lua/linqwebhooks/http_server.lua",
+    ["linqwebhooks.inbox"] = "lua/linqwebhooks/inbox/init.lua",
+    ["linqwebhooks.inbox.sqlite"] = "lua/linqwebhooks/inbox/sqlite.lua",
+    ["linqwebhooks.inbox.worker"] = "lua/linqwebhooks/inbox/worker.lua",
     ["linqwebhooks"] = "lua/linqwebhooks/init.lua",
     ["linqwebhooks.json"] = "lua/linqwebhooks/json.lua",
     ["linqwebhooks.openresty"] = "lua/linqwebhooks/openresty.lua",
