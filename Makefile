@@ -15,7 +15,7 @@ LUA54_INC  := $(shell $(PKG) --cflags lua5.4 2>/dev/null)
 JIT_INC    := $(shell $(PKG) --cflags luajit 2>/dev/null)
 
 CORE_SRC   := $(wildcard csrc/*.c)
-LUA_SRC    := $(wildcard csrc/lua/*.c)
+LUA_SRC    := $(filter-out csrc/lua/redis.c,$(wildcard csrc/lua/*.c))
 HDRS       := $(wildcard csrc/*.h csrc/lua/*.h)
 ALL_SRC    := $(CORE_SRC) $(LUA_SRC)
 
@@ -48,6 +48,22 @@ $(SOJIT): $(ALL_SRC) $(HDRS) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden -shared $(JIT_INC) $(DEP_CFLAGS) \
 	  -o $@ $(ALL_SRC) $(DEP_LIBS)
+
+# linqwebhooks.redis: its own module, linked with hiredis (h7).
+REDIS54    := $(B54)/linqwebhooks/redis.so
+REDISJIT   := $(BJIT)/linqwebhooks/redis.so
+REDISASAN  := $(BASAN)/linqwebhooks/redis.so
+all: $(REDIS54)
+luajit: $(REDISJIT)
+$(REDIS54): csrc/lua/redis.c csrc/lua/lwh_lua.h Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden -shared $(LUA54_INC) -o $@ $< -lhiredis
+$(REDISJIT): csrc/lua/redis.c csrc/lua/lwh_lua.h Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden -shared $(JIT_INC) -o $@ $< -lhiredis
+$(REDISASAN): csrc/lua/redis.c csrc/lua/lwh_lua.h Makefile
+	@mkdir -p $(@D)
+	gcc $(ASAN_FLAGS) $(WARN) $(DEFS) -fPIC -fvisibility=hidden -shared $(LUA54_INC) -o $@ $< -lhiredis
 
 # The Lua-free core as a static library for C hosts.
 $(LIBA): $(CORE_SRC) $(HDRS) Makefile

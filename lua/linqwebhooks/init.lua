@@ -52,6 +52,10 @@ linq.store = {
     local s = require("linqwebhooks.store.shdict").new(dict, opts, 2)
     return s
   end,
+  redis = function(opts)
+    local s = require("linqwebhooks.store.redis").new(opts, 2)
+    return s
+  end,
 }
 
 return linq
