@@ -188,7 +188,9 @@ function M.new(opts, level)
   cfg.pool_size = math.floor(opts.pool_size or 32)
   cfg.where = cfg.scheme == "unix" and cfg.path or (cfg.host .. ":" .. cfg.port)
   cfg.display = redacted(cfg)
-  return setmetatable({ _cfg = cfg, _conn = nil, _closed = false }, Client)
+  -- round_trips: exchanges with the server so far (a call or a pipeline is
+  -- one; the AUTH/SELECT of a new connection are not counted)
+  return setmetatable({ _cfg = cfg, _conn = nil, _closed = false, round_trips = 0 }, Client)
 end
 
 --- redis.connect(opts) -> client | nil, err: new() and open the connection now
@@ -579,6 +581,11 @@ function SockConn:exchange_cmds(cmds)
   return self:exchange(table.concat(parts), #cmds)
 end
 
+local function is_stale(err)
+  err = tostring(err):lower()
+  return err:find("closed", 1, true) or err:find("reset", 1, true) or err:find("broken pipe", 1, true)
+end
+
 --- client:pipeline({ {cmd, args...}, ... }) -> { {reply, err, kind}, ... } | nil, err
 -- Sends every command in one write (one round trip on the socket transports;
 -- hiredis's blocking connection sends them one by one).
@@ -590,6 +597,7 @@ function Client:pipeline(cmds)
   if mode == nil then
     return nil, merr
   end
+  self.round_trips = self.round_trips + 1
   if mode == "cosocket" then
     local C_ = cmod()
     local parts = {}
@@ -600,6 +608,7 @@ function Client:pipeline(cmds)
     return ngx_exchange(self._cfg, table.concat(parts), #cmds)
   end
   local conn = self._conn
+  local reused = conn ~= nil
   if not conn then
     local err
     conn, err = open(self._cfg)
@@ -610,7 +619,30 @@ function Client:pipeline(cmds)
   end
   local res, err = conn:exchange_cmds(cmds)
   if not res then
-    -- the stream position is unknown: drop the connection, reconnect next time
+    -- the stream position is unknown: drop the connection
+    conn:close()
+    self._conn = nil
+    -- A kept connection the server closed meanwhile (restart, idle
+    -- timeout, failover): a new connection and one more try. (If the server
+    -- died after running the command, it runs twice: the stores' scripts
+    -- are safe to repeat.)
+    if reused and is_stale(err) then
+      return self:pipeline_fresh(cmds)
+    end
+    return nil, err
+  end
+  return res
+end
+
+function Client:pipeline_fresh(cmds)
+  local conn, err = open(self._cfg)
+  if not conn then
+    return nil, err
+  end
+  self._conn = conn
+  local res
+  res, err = conn:exchange_cmds(cmds)
+  if not res then
     conn:close()
     self._conn = nil
     return nil, err
