@@ -32,7 +32,7 @@ LPATH      := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
 ENV54      := LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(B54)/?.so;;'
 ENVJIT     := LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(BJIT)/?.so;;'
 
-.PHONY: demo-run embed emulator env-jit
+.PHONY: demo-run embed emulator env-jit bench-redis
 .PHONY: all luajit env test test54 testjit ctest check-symbols rockspec asan valgrind fuzz bench demo clean lint
 
 all: $(SO54)
@@ -105,6 +105,11 @@ check-symbols: $(SO54)
 # build inside nginx, which these runs do not instrument).
 ASAN_SPECS     = $(wildcard spec/0*_spec.lua spec/1*_spec.lua spec/2*_spec.lua spec/3*_spec.lua)
 VALGRIND_SPECS = $(wildcard spec/0*_spec.lua spec/1*_spec.lua spec/2*_spec.lua)
+# the hiredis binding (h7)
+ASAN_SPECS     += spec/62-redis_client_spec.lua
+VALGRIND_SPECS += spec/62-redis_client_spec.lua
+asan: $(REDISASAN)
+valgrind: $(REDIS54)
 
 # ASan/UBSan: the module is built with sanitizers and the runtime is
 # preloaded into the plain lua5.4 interpreter.
@@ -159,6 +164,12 @@ bench: $(SO54) $(SOJIT) $(LIBA)
 	@echo "== dispatch (Lua 5.4, LuaJIT)"
 	$(ENV54) $(LUA54) bench/dispatch.lua
 	$(ENVJIT) $(LUAJIT) bench/dispatch.lua
+	@$(MAKE) --no-print-directory bench-redis
+
+# Redis inbox accept rate vs the memory store, round trips per delivery (h7).
+bench-redis: $(SO54) $(REDIS54)
+	@echo "== redis inbox (Lua 5.4)"
+	$(ENV54) $(LUA54) bench/redis.lua
 
 # Debian packages `make demo` needs: installed when run as root, otherwise
 # the exact apt-get line is printed.

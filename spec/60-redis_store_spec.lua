@@ -161,15 +161,20 @@ describe("linq.store.redis inside nginx (cosockets)", function()
   local srv, ngx_srv
 
   setup(function()
-    srv = rs.start{ password = "ngx-pw-88" }
+    srv = rs.start{ password = "ngx-pw-88", tls = true }
     ngx_srv = nginx.start{
       worker_processes = 2,
-      main = "env LINQWH_REDIS_URL;",
-      env = { LINQWH_REDIS_URL = srv:url_for{ db = 2 } },
+      main = "env LINQWH_REDIS_URL; env LINQWH_REDISS_URL;",
+      env = { LINQWH_REDIS_URL = srv:url_for{ db = 2 }, LINQWH_REDISS_URL = srv:url_for{ scheme = "rediss" } },
       http = [[
+        lua_ssl_trusted_certificate ]] .. srv.ca .. [[;
         init_by_lua_block {
           -- built at load time (no connection yet); used in every worker
-          STORE = require("linqwebhooks").store.redis{ url = os.getenv("LINQWH_REDIS_URL"), lease = 30 }
+          local linq = require("linqwebhooks")
+          STORE = linq.store.redis{ url = os.getenv("LINQWH_REDIS_URL"), lease = 30 }
+          STORE_TLS = linq.store.redis{ url = os.getenv("LINQWH_REDISS_URL"), server_name = "localhost",
+                                        prefix = "tls:" }
+          INBOX = require("linqwebhooks.inbox.redis").new{ url = os.getenv("LINQWH_REDIS_URL"), prefix = "ngx:" }
         }
         init_worker_by_lua_block {
           local ok, err = STORE:claim("from-init-worker")
@@ -185,6 +190,21 @@ describe("linq.store.redis inside nginx (cosockets)", function()
           }
         }
         location /init { content_by_lua_block { ngx.say(INIT_RESULT) } }
+        location /tls {
+          content_by_lua_block {
+            local ok, why = STORE_TLS:claim(ngx.var.arg_key)
+            ngx.say(tostring(ok), " ", tostring(why))
+          }
+        }
+        location /put {
+          content_by_lua_block {
+            local key = ngx.var.arg_key
+            local ok, why = INBOX:put{ key = key, id = key, event_type = "message.received",
+              body = "{}", headers = { ["webhook-id"] = key }, info = { scheme = "standard" },
+              received_at = ngx.now() }
+            ngx.say(tostring(ok), " ", tostring(why))
+          }
+        }
       ]],
     }
   end)
@@ -242,6 +262,33 @@ describe("linq.store.redis inside nginx (cosockets)", function()
       end
     end
     assert.equal(1, wins)
+  end)
+
+  it("claims over TLS (rediss://, sslhandshake with lua_ssl_trusted_certificate)", function()
+    local res = assert(ngx_srv:request("GET", "/tls?key=t1"))
+    assert.equal("true nil\n", res.body)
+    res = assert(ngx_srv:request("GET", "/tls?key=t1"))
+    assert.equal("false in_flight\n", res.body)
+    local admin = srv:client()
+    assert.equal("in_flight", admin:call("GET", "tls:t1"))
+    admin:close()
+  end)
+
+  it("stores inbox deliveries from nginx for workers elsewhere", function()
+    for i = 1, 3 do
+      local res = assert(ngx_srv:request("GET", "/put?key=nx" .. i))
+      assert.equal("true nil\n", res.body)
+    end
+    local res = assert(ngx_srv:request("GET", "/put?key=nx1"))
+    assert.equal("false duplicate\n", res.body)
+    local ib = require("linqwebhooks.inbox.redis").new{ url = srv:url_for{ db = 2 }, prefix = "ngx:" }
+    for i = 1, 3 do
+      local job = assert(ib:take("plain-lua-worker", 30))
+      assert.equal("nx" .. i, job.key)
+      assert.same({ ["webhook-id"] = "nx" .. i }, job.headers)
+      assert.is_true(ib:ack(job))
+    end
+    ib:close()
   end)
 
   it("refuses to block in a phase without cosockets", function()
