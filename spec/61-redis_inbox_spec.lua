@@ -152,6 +152,22 @@ describe("linq.inbox.redis", function()
     assert.same({ pending = 1, in_flight = 0, done = 0, dead = 0 }, ib:stats())
   end)
 
+  it("hands out a due retry before newer deliveries (oldest first)", function()
+    local ib = new_inbox()
+    ib:put(rec("old"))
+    assert.is_true(ib:fail(ib:take("w", 30), "try later", t + 5))
+    ib:put(rec("new"))
+    local job = assert(ib:take("w", 30)) -- the retry is not due yet
+    assert.equal("new", job.key)
+    ib:ack(job)
+    ib:put(rec("newer"))
+    t = t + 5
+    job = assert(ib:take("w", 30))
+    assert.equal("old", job.key)
+    assert.equal(2, job.attempts)
+    assert.equal("newer", assert(ib:take("w", 30)).key)
+  end)
+
   it("takes over a delivery whose worker died, after the visibility timeout (clock)", function()
     local ib = new_inbox()
     ib:put(rec("x"))

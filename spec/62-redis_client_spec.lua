@@ -229,7 +229,8 @@ describe("linqwebhooks.redis client", function()
     end)
 
     it("refuses an untrusted certificate and a wrong host name", function()
-      local r, err = redis.connect{ url = srv:url_for{ scheme = "rediss" }, cafile = "/etc/ssl/certs/ca-certificates.crt" }
+      local r, err = redis.connect{ url = srv:url_for{ scheme = "rediss" },
+                                    cafile = "/etc/ssl/certs/ca-certificates.crt" }
       assert.is_nil(r)
       assert.matches("TLS handshake", err)
       r, err = redis.connect{ url = srv:url_for{ scheme = "rediss" }, cafile = srv.ca, server_name = "other.example" }

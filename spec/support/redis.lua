@@ -58,7 +58,9 @@ local function make_cert(dir)
   return dir .. "/cert.pem", dir .. "/key.pem"
 end
 
-local function ping(port)
+-- true when something answers on the port; with `ready`, only when the
+-- server answers PING with PONG (not "-LOADING": the AOF is still replayed)
+local function ping(port, password, ready)
   local c = socket.tcp()
   c:settimeout(0.5)
   local ok = c:connect("127.0.0.1", port)
@@ -66,9 +68,16 @@ local function ping(port)
     c:close()
     return false
   end
-  c:send("PING\r\n") -- inline command
+  if ready and password then
+    c:send("AUTH " .. password .. "\r\n") -- inline commands (test passwords have no spaces)
+    c:receive("*l")
+  end
+  c:send("PING\r\n")
   local line = c:receive("*l")
   c:close()
+  if ready then
+    return line == "+PONG"
+  end
   return line ~= nil
 end
 
@@ -107,7 +116,7 @@ function Server:_launch()
   end
   local deadline = socket.gettime() + 10
   while socket.gettime() < deadline do
-    if ping(self.port) then
+    if ping(self.port, self.password, true) then
       local pid = util.read_file(d .. "/redis.pid")
       self.pid = pid and tonumber(pid:match("%d+"))
       if self.pid then

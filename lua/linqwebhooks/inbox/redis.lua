@@ -10,20 +10,22 @@
 --                   info (JSON), received_at, attempts, state (pending |
 --                   in_flight | done | dead), entry (its stream entry), worker, error
 --   P.."id:"..id    event id -> key, when the key is not the id (replay by id)
---   P.."leases"     sorted set: in-flight key -> lease deadline (ms)
---   P.."delayed"    sorted set: key -> retry time (ms), back to the stream when due
+--   P.."due"        sorted set: key -> when its stream entry may be taken
+--                   (again): an in-flight delivery's lease deadline, a failed
+--                   one's retry time, 0 for a released one (ms)
 --   P.."done", P.."dead"   sorted sets: key -> when it got there
 --   P.."stats"      hash: pending, in_flight counters
 -- Every operation is one Lua script (EVALSHA): atomic, one round trip. put
 -- sets the delivery's hash only if it does not exist (the dedupe key) and
--- XADDs it in the same script. take moves due retries back to the stream,
--- then takes over a delivery whose lease expired (XCLAIM from the dead
--- worker's pending entries), else reads a new entry (XREADGROUP ... >).
--- ack / fail / release XACK and XDEL the entry.
+-- XADDs it in the same script. take first takes a due delivery (lease run
+-- out: its worker died; retry time reached; released) by XCLAIMing its entry
+-- from the group's pending entries, else reads a new entry (XREADGROUP ... >),
+-- so deliveries come oldest first. ack and dead-lettering XACK and XDEL the
+-- entry; a retry keeps it pending in the group until it is due.
 --
 -- Time: leases and retry times use the injectable `clock` (epoch seconds)
 -- when given, else Redis's own TIME, so hosts with skewed clocks agree on
--- lease expiry. (A lease sorted set rather than XAUTOCLAIM's idle time: the
+-- lease expiry. (A "due" sorted set rather than XAUTOCLAIM's idle time: the
 -- visibility is the one the taker chose, extend() renews it exactly, and tests
 -- can move the clock.)
 -- Done deliveries (and their dedupe) are kept `ttl` seconds (PEXPIRE); dead
@@ -133,29 +135,20 @@ return 1
 
 local TAKE = HEAD .. [[
 local worker, vis = ARGV[3], tonumber(ARGV[4])
-local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', now, 'LIMIT', 0, 100)
-for _, k in ipairs(due) do
-  redis.call('ZREM', P .. 'delayed', k)
-  local d = P .. 'd:' .. k
-  if redis.call('HGET', d, 'state') == 'pending' then
-    ensure_group()
-    redis.call('HSET', d, 'entry', redis.call('XADD', S, '*', 'k', k))
-  end
-end
 for _ = 1, 20 do
   local key, entry, d
-  local exp = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now, 'LIMIT', 0, 1)
+  local exp = redis.call('ZRANGEBYSCORE', P .. 'due', '-inf', now, 'LIMIT', 0, 1)
   if exp[1] then
     key = exp[1]
     d = P .. 'd:' .. key
     local f = redis.call('HMGET', d, 'state', 'entry')
     entry = f[2]
     if f[1] ~= 'pending' and f[1] ~= 'in_flight' then
-      redis.call('ZREM', P .. 'leases', key)
+      redis.call('ZREM', P .. 'due', key)
       key = nil
     elseif not redis.call('XCLAIM', S, G, worker, 0, entry, 'JUSTID')[1] then
       -- its entry is gone (trimmed by hand?): queue the delivery again
-      redis.call('ZREM', P .. 'leases', key)
+      redis.call('ZREM', P .. 'due', key)
       if f[1] == 'in_flight' then
         redis.call('HINCRBY', P .. 'stats', 'in_flight', -1)
         redis.call('HINCRBY', P .. 'stats', 'pending', 1)
@@ -190,7 +183,7 @@ for _ = 1, 20 do
   if key then
     redis.call('HINCRBY', d, 'attempts', 1)
     redis.call('HSET', d, 'state', 'in_flight', 'worker', worker, 'entry', entry)
-    redis.call('ZADD', P .. 'leases', now + vis, key)
+    redis.call('ZADD', P .. 'due', now + vis, key)
     local out = redis.call('HGETALL', d)
     out[#out + 1] = 'key'
     out[#out + 1] = key
@@ -205,7 +198,7 @@ local key, entry, worker = ARGV[3], ARGV[4], ARGV[5]
 if not owned(P .. 'd:' .. key, entry, worker) then
   return 0
 end
-redis.call('ZADD', P .. 'leases', now + tonumber(ARGV[6]), key)
+redis.call('ZADD', P .. 'due', now + tonumber(ARGV[6]), key)
 return 1
 ]]
 
@@ -217,7 +210,7 @@ if not owned(d, entry, worker) then
 end
 redis.call('XACK', S, G, entry)
 redis.call('XDEL', S, entry)
-redis.call('ZREM', P .. 'leases', key)
+redis.call('ZREM', P .. 'due', key)
 redis.call('HSET', d, 'state', 'done')
 redis.call('HDEL', d, 'worker')
 redis.call('PEXPIRE', d, ttl)
@@ -237,17 +230,18 @@ local d = P .. 'd:' .. key
 if not owned(d, entry, worker) then
   return 0
 end
-redis.call('XACK', S, G, entry)
-redis.call('XDEL', S, entry)
-redis.call('ZREM', P .. 'leases', key)
 redis.call('HSET', d, 'error', ARGV[6])
 redis.call('HDEL', d, 'worker')
 redis.call('HINCRBY', P .. 'stats', 'in_flight', -1)
 if ARGV[7] ~= '' then
+  -- the entry stays pending in the group; taken again (XCLAIM) when due
   redis.call('HSET', d, 'state', 'pending')
-  redis.call('ZADD', P .. 'delayed', tonumber(ARGV[7]), key)
+  redis.call('ZADD', P .. 'due', tonumber(ARGV[7]), key)
   redis.call('HINCRBY', P .. 'stats', 'pending', 1)
 else
+  redis.call('XACK', S, G, entry)
+  redis.call('XDEL', S, entry)
+  redis.call('ZREM', P .. 'due', key)
   redis.call('HSET', d, 'state', 'dead')
   redis.call('ZADD', P .. 'dead', now, key)
 end
@@ -263,7 +257,7 @@ end
 redis.call('HINCRBY', d, 'attempts', -1)
 redis.call('HSET', d, 'state', 'pending')
 redis.call('HDEL', d, 'worker')
-redis.call('ZADD', P .. 'leases', 0, key) -- taken first, by the takeover path
+redis.call('ZADD', P .. 'due', 0, key) -- taken first, by the takeover path
 redis.call('HINCRBY', P .. 'stats', 'in_flight', -1)
 redis.call('HINCRBY', P .. 'stats', 'pending', 1)
 return 1
