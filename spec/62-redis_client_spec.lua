@@ -48,6 +48,16 @@ describe("linqwebhooks.redis C module", function()
     assert.has_error(function() rd:get() end, "redis reader: closed")
   end)
 
+  it("refuses hostile replies with a protocol error, never a crash", function()
+    for _, bytes in ipairs({ string.rep("*1\r\n", 20) .. ":1\r\n", ":abc\r\n", "$-5\r\n", "\0\r\n" }) do
+      local rd = C.reader()
+      rd:feed(bytes)
+      local v, err, kind = rd:get()
+      assert.is_nil(v)
+      assert.equal("protocol", kind, err)
+    end
+  end)
+
   it("raises on arguments that are not strings or numbers", function()
     assert.has_error(function() C.format("SET", {}) end)
     assert.has_error(function() C.format() end)
