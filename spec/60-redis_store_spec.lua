@@ -175,6 +175,7 @@ describe("linq.store.redis inside nginx (cosockets)", function()
           STORE_TLS = linq.store.redis{ url = os.getenv("LINQWH_REDISS_URL"), server_name = "localhost",
                                         prefix = "tls:" }
           INBOX = require("linqwebhooks.inbox.redis").new{ url = os.getenv("LINQWH_REDIS_URL"), prefix = "ngx:" }
+          STORE_BAD = linq.store.redis{ url = os.getenv("LINQWH_REDIS_URL"):gsub("ngx%-pw%-88", "bad-pw-13") }
         }
         init_worker_by_lua_block {
           local ok, err = STORE:claim("from-init-worker")
@@ -190,6 +191,12 @@ describe("linq.store.redis inside nginx (cosockets)", function()
           }
         }
         location /init { content_by_lua_block { ngx.say(INIT_RESULT) } }
+        location /bad {
+          content_by_lua_block {
+            local ok, why = STORE_BAD:claim("x")
+            ngx.say(tostring(ok), " ", tostring(why), " ", tostring(STORE_BAD))
+          }
+        }
         location /tls {
           content_by_lua_block {
             local ok, why = STORE_TLS:claim(ngx.var.arg_key)
@@ -289,6 +296,13 @@ describe("linq.store.redis inside nginx (cosockets)", function()
       assert.is_true(ib:ack(job))
     end
     ib:close()
+  end)
+
+  it("answers nil, err for a wrong password, without the password", function()
+    local res = assert(ngx_srv:request("GET", "/bad"))
+    assert.matches("^nil redis: AUTH failed on 127.0.0.1:%d+: WRONGPASS", res.body)
+    assert.is_nil(res.body:find("bad-pw-13", 1, true))
+    assert.matches(":%*%*%*@", res.body)
   end)
 
   it("refuses to block in a phase without cosockets", function()
