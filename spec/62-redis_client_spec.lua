@@ -157,6 +157,16 @@ describe("linqwebhooks.redis client", function()
       r0:close()
     end)
 
+    it("fails with nil, err when SELECT fails, before running the command", function()
+      local r = redis.new{ url = srv:url_for{ db = 99 } }
+      local v, err = r:call("SET", "db99", "x")
+      assert.is_nil(v)
+      assert.matches("SELECT failed on 127.0.0.1:%d+: ERR DB index is out of range", err)
+      local admin = srv:client()
+      assert.equal(false, admin:call("GET", "db99"))
+      admin:close()
+    end)
+
     it("AUTHs as an ACL user", function()
       local r = assert(redis.connect{ url = srv:url_for{ user = "app", password = "app-secret-9" } })
       assert.equal("app", r:call("ACL", "WHOAMI"))

@@ -242,6 +242,9 @@ local function read_replies(reader, recv, n)
   local count = 0
   while count < n do
     local v, err, kind = reader:get()
+    if kind == "protocol" then
+      return nil, err -- the byte stream is unusable
+    end
     if v ~= nil or err then
       count = count + 1
       out[count] = { v, err, kind }
@@ -298,8 +301,10 @@ local function ngx_exchange(cfg, payload, n)
     return nil, "redis: cannot connect to " .. cfg.where .. ": " .. tostring(err)
   end
   local fresh = sock:getreusedtimes() == 0
-  local C_ = cmod()
-  local pre, npre = "", 0
+  local reader = cmod().reader()
+  local function recv()
+    return sock:receiveany(65536)
+  end
   if fresh then
     if cfg.tls then
       local hs, herr = sock:sslhandshake(false, cfg.server_name, cfg.verify)
@@ -308,46 +313,52 @@ local function ngx_exchange(cfg, payload, n)
         return nil, "redis: TLS handshake with " .. cfg.where .. " failed: " .. tostring(herr)
       end
     end
-    pre, npre = handshake_commands(cfg)
+    -- AUTH / SELECT answered before any command is sent: a command must
+    -- never run unauthenticated or in the wrong database
+    local pre, npre, names = handshake_commands(cfg)
+    if npre > 0 then
+      local sent, werr = sock:send(pre)
+      if not sent then
+        sock:close()
+        return nil, ngx_io_err(cfg, "sending", werr)
+      end
+      local replies, rerr = read_replies(reader, recv, npre)
+      if not replies then
+        sock:close()
+        return nil, ngx_io_err(cfg, "reading the reply", rerr)
+      end
+      for i = 1, npre do
+        if replies[i][1] == nil then
+          sock:close()
+          return nil, "redis: " .. names[i] .. " failed on " .. cfg.where .. ": " .. tostring(replies[i][2])
+        end
+      end
+    end
   end
-  local sent, werr = sock:send(pre .. payload)
+  local sent, werr = sock:send(payload)
   if not sent then
     sock:close()
     return nil, ngx_io_err(cfg, "sending", werr)
   end
-  local reader = C_.reader()
-  local replies, rerr = read_replies(reader, function()
-    return sock:receiveany(65536)
-  end, npre + n)
+  local replies, rerr = read_replies(reader, recv, n)
   reader:close()
   if not replies then
     sock:close()
     return nil, ngx_io_err(cfg, "reading the reply", rerr)
   end
-  for i = 1, npre do
-    local r = replies[i]
-    if r[1] == nil then
-      sock:close()
-      return nil, "redis: " .. (i == 1 and cfg.password and "AUTH" or "SELECT") .. " failed on "
-        .. cfg.where .. ": " .. tostring(r[2])
-    end
-  end
   sock:setkeepalive(60000, cfg.pool_size)
-  local out = {}
-  for i = 1, n do
-    out[i] = replies[npre + i]
-  end
-  return out
+  return replies
 end
 
 -- ---- plain Lua transports --------------------------------------------------
 
--- AUTH / SELECT for a new connection, as formatted bytes and their count.
+-- AUTH / SELECT for a new connection: formatted bytes, count, names.
 handshake_commands = function(cfg)
   local C_ = cmod()
-  local parts, n = {}, 0
+  local parts, names, n = {}, {}, 0
   if cfg.password then
     n = n + 1
+    names[n] = "AUTH"
     if cfg.user then
       parts[n] = C_.format("AUTH", cfg.user, cfg.password)
     else
@@ -356,9 +367,10 @@ handshake_commands = function(cfg)
   end
   if cfg.db ~= 0 then
     n = n + 1
+    names[n] = "SELECT"
     parts[n] = C_.format("SELECT", cfg.db)
   end
-  return table.concat(parts), n
+  return table.concat(parts), n, names
 end
 
 -- Host name check for LuaSec (which verifies the chain, not the name).
