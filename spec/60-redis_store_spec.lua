@@ -176,6 +176,7 @@ describe("linq.store.redis inside nginx (cosockets)", function()
                                         prefix = "tls:" }
           INBOX = require("linqwebhooks.inbox.redis").new{ url = os.getenv("LINQWH_REDIS_URL"), prefix = "ngx:" }
           STORE_BAD = linq.store.redis{ url = os.getenv("LINQWH_REDIS_URL"):gsub("ngx%-pw%-88", "bad-pw-13") }
+          STORE_DB99 = linq.store.redis{ url = os.getenv("LINQWH_REDIS_URL"):gsub("/2$", "/99"), prefix = "db99:" }
         }
         init_worker_by_lua_block {
           local ok, err = STORE:claim("from-init-worker")
@@ -193,8 +194,9 @@ describe("linq.store.redis inside nginx (cosockets)", function()
         location /init { content_by_lua_block { ngx.say(INIT_RESULT) } }
         location /bad {
           content_by_lua_block {
-            local ok, why = STORE_BAD:claim("x")
-            ngx.say(tostring(ok), " ", tostring(why), " ", tostring(STORE_BAD))
+            local st = ngx.var.arg_db99 and STORE_DB99 or STORE_BAD
+            local ok, why = st:claim("x")
+            ngx.say(tostring(ok), " ", tostring(why), " ", tostring(st))
           }
         }
         location /tls {
@@ -303,6 +305,14 @@ describe("linq.store.redis inside nginx (cosockets)", function()
     assert.matches("^nil redis: AUTH failed on 127.0.0.1:%d+: WRONGPASS", res.body)
     assert.is_nil(res.body:find("bad-pw-13", 1, true))
     assert.matches(":%*%*%*@", res.body)
+  end)
+
+  it("answers nil, err when SELECT fails, and runs nothing in another db", function()
+    local res = assert(ngx_srv:request("GET", "/bad?db99=1"))
+    assert.matches("^nil redis: SELECT failed on 127.0.0.1:%d+: ERR DB index is out of range", res.body)
+    local admin = srv:client()
+    assert.equal(false, admin:call("GET", "db99:x"))
+    admin:close()
   end)
 
   it("refuses to block in a phase without cosockets", function()
