@@ -167,9 +167,10 @@ bench: $(SO54) $(SOJIT) $(LIBA)
 	@$(MAKE) --no-print-directory bench-redis
 
 # Redis inbox accept rate vs the memory store, round trips per delivery (h7).
-bench-redis: $(SO54) $(REDIS54)
-	@echo "== redis inbox (Lua 5.4)"
+bench-redis: $(SO54) $(REDIS54) $(SOJIT) $(REDISJIT)
+	@echo "== redis inbox (Lua 5.4, LuaJIT)"
 	$(ENV54) $(LUA54) bench/redis.lua
+	$(ENVJIT) $(LUAJIT) bench/redis.lua
 
 # Debian packages `make demo` needs: installed when run as root, otherwise
 # the exact apt-get line is printed.
