@@ -32,7 +32,7 @@ LPATH      := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
 ENV54      := LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(B54)/?.so;;'
 ENVJIT     := LUA_PATH='$(LPATH)' LUA_CPATH='$(CURDIR)/$(BJIT)/?.so;;'
 
-.PHONY: demo-run embed emulator env-jit bench-redis
+.PHONY: demo-run embed emulator env-jit bench-redis check-symbols-redis
 .PHONY: all luajit env test test54 testjit ctest check-symbols rockspec asan valgrind fuzz bench demo clean lint
 
 all: $(SO54)
@@ -100,6 +100,12 @@ check-symbols: $(SO54)
 	@bad=$$(nm -D --defined-only $(SO54) | awk '$$3 !~ /^(linqwh_|luaopen_linqwebhooks_core$$|_)/ {print $$3}'); \
 	if [ -n "$$bad" ]; then echo "unexpected exports: $$bad"; echo "symbols: 0 passed, 1 failed"; exit 1; fi; \
 	echo "symbols: 1 passed, 0 failed"
+
+# redis.so exports only its luaopen (h7).
+check-symbols: check-symbols-redis
+check-symbols-redis: $(REDIS54)
+	@bad=$$(nm -D --defined-only $(REDIS54) | awk '$$3 !~ /^(luaopen_linqwebhooks_redis$$|_)/ {print $$3}'); \
+	if [ -n "$$bad" ]; then echo "unexpected exports in redis.so: $$bad"; exit 1; fi
 
 # In-process specs for the memory checkers (the nginx specs run the LuaJIT
 # build inside nginx, which these runs do not instrument).
