@@ -67,9 +67,9 @@ $(eval $(call lwh_module,core,$(CORE_MOD_SRC),-lcjson -lcrypto,libcrypto libcjso
 # tooling: the libcurl client transport; signals, kill, chmod, clock
 $(eval $(call lwh_module,http,csrc/lua/http.c,-lcurl,libcurl))
 $(eval $(call lwh_module,process,csrc/lua/process.c,,))
-# built once their sources exist
-$(if $(wildcard csrc/lua/redis.c),$(eval $(call lwh_module,redis,csrc/lua/redis.c,-lhiredis,hiredis)))
-$(if $(wildcard csrc/lua/sqlite.c),$(eval $(call lwh_module,sqlite,csrc/lua/sqlite.c,-lsqlite3,sqlite3)))
+# the inbox and Redis store: hiredis (RESP, blocking connection) and SQLite
+$(eval $(call lwh_module,hiredis,csrc/lua/hiredis.c,-lhiredis,hiredis))
+$(eval $(call lwh_module,sqlite,csrc/lua/sqlite.c,-lsqlite3,sqlite3))
 
 MODS54     = $(MODULES:%=$(B54)/linqwebhooks/%.so)
 MODSJIT    = $(MODULES:%=$(BJIT)/linqwebhooks/%.so)
@@ -188,8 +188,8 @@ check-runtime: $(B54)/linqwebhooks/core.so $(BJIT)/linqwebhooks/core.so
 
 # In-process specs for the memory checkers (the nginx specs run the LuaJIT
 # build inside nginx, which these runs do not instrument).
-ASAN_SPECS     = $(wildcard spec/0*_spec.lua spec/1*_spec.lua spec/2*_spec.lua spec/3*_spec.lua) spec/70-inbox_contract_spec.lua spec/73-inbox_sqlite_binding_spec.lua
-VALGRIND_SPECS = $(wildcard spec/0*_spec.lua spec/1*_spec.lua spec/2*_spec.lua) spec/70-inbox_contract_spec.lua spec/73-inbox_sqlite_binding_spec.lua
+ASAN_SPECS     = $(wildcard spec/0*_spec.lua spec/1*_spec.lua spec/2*_spec.lua spec/3*_spec.lua) spec/62-redis_client_spec.lua spec/70-inbox_contract_spec.lua spec/73-inbox_sqlite_binding_spec.lua
+VALGRIND_SPECS = $(wildcard spec/0*_spec.lua spec/1*_spec.lua spec/2*_spec.lua) spec/62-redis_client_spec.lua spec/70-inbox_contract_spec.lua spec/73-inbox_sqlite_binding_spec.lua
 
 # ASan/UBSan: the modules are built with sanitizers and the runtime is
 # preloaded into the plain lua5.4 interpreter.
@@ -238,6 +238,9 @@ bench: $(MODS54) $(MODSJIT) $(LIBA)
 	@echo "== dispatch (Lua 5.4, LuaJIT)"
 	$(ENV54) $(LUA54) bench/dispatch.lua
 	$(ENVJIT) $(LUAJIT) bench/dispatch.lua
+	@echo "== Redis inbox accept (Lua 5.4, LuaJIT)"
+	$(ENV54) $(LUA54) bench/redis.lua
+	$(ENVJIT) $(LUAJIT) bench/redis.lua
 	@echo "== inbox (SQLite, Lua 5.4)"
 	$(ENV54) $(LUA54) bench/inbox.lua
 

@@ -23,11 +23,13 @@ runs in OpenResty, and ships a local emulator of the Linq API.
 dependencies = {
   "lua >= 5.1, < 5.5",
   "luasocket >= 3.0",
+  "luasec >= 1.0",
 }
 external_dependencies = {
   CJSON = { header = "cjson/cJSON.h", library = "cjson" },
   OPENSSL = { header = "openssl/evp.h", library = "crypto" },
   CURL = { library = "curl" },
+  HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
   SQLITE = { header = "sqlite3.h", library = "sqlite3" },
 }
 test_dependencies = {
@@ -73,6 +75,15 @@ build = {
       incdirs = { "csrc", "csrc/lua" },
       libdirs = {},
     },
+    ["linqwebhooks.hiredis"] = {
+      sources = {
+        "csrc/lua/hiredis.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      libraries = { "hiredis" },
+      incdirs = { "csrc", "csrc/lua", "$(HIREDIS_INCDIR)" },
+      libdirs = { "$(HIREDIS_LIBDIR)" },
+    },
     ["linqwebhooks.sqlite"] = {
       sources = {
         "csrc/lua/sqlite.c",
@@ -98,6 +109,7 @@ build = {
     ["linqwebhooks.events"] = "lua/linqwebhooks/events.lua",
     ["linqwebhooks.http_server"] = "lua/linqwebhooks/http_server.lua",
     ["linqwebhooks.inbox"] = "lua/linqwebhooks/inbox/init.lua",
+    ["linqwebhooks.inbox.redis"] = "lua/linqwebhooks/inbox/redis.lua",
     ["linqwebhooks.inbox.sqlite"] = "lua/linqwebhooks/inbox/sqlite.lua",
     ["linqwebhooks.inbox.worker"] = "lua/linqwebhooks/inbox/worker.lua",
     ["linqwebhooks"] = "lua/linqwebhooks/init.lua",
@@ -105,10 +117,12 @@ build = {
     ["linqwebhooks.openresty"] = "lua/linqwebhooks/openresty.lua",
     ["linqwebhooks.options"] = "lua/linqwebhooks/options.lua",
     ["linqwebhooks.receiver"] = "lua/linqwebhooks/receiver.lua",
+    ["linqwebhooks.redis"] = "lua/linqwebhooks/redis.lua",
     ["linqwebhooks.retry"] = "lua/linqwebhooks/retry.lua",
     ["linqwebhooks.select_loop"] = "lua/linqwebhooks/select_loop.lua",
     ["linqwebhooks.store"] = "lua/linqwebhooks/store/init.lua",
     ["linqwebhooks.store.memory"] = "lua/linqwebhooks/store/memory.lua",
+    ["linqwebhooks.store.redis"] = "lua/linqwebhooks/store/redis.lua",
     ["linqwebhooks.store.shdict"] = "lua/linqwebhooks/store/shdict.lua",
     ["linqwebhooks.subscription"] = "lua/linqwebhooks/subscription.lua",
     ["linqwebhooks.transport.curl"] = "lua/linqwebhooks/transport/curl.lua",

@@ -46,7 +46,7 @@ LWH_HIDDEN void lwh_json_open(lua_State *L);
 LWH_EXPORT int luaopen_linqwebhooks_core(lua_State *L);
 LWH_EXPORT int luaopen_linqwebhooks_http(lua_State *L);
 LWH_EXPORT int luaopen_linqwebhooks_process(lua_State *L);
-LWH_EXPORT int luaopen_linqwebhooks_redis(lua_State *L);   /* redis.c (hiredis) */
+LWH_EXPORT int luaopen_linqwebhooks_hiredis(lua_State *L);   /* hiredis.c */
 LWH_EXPORT int luaopen_linqwebhooks_sqlite(lua_State *L);  /* sqlite.c (libsqlite3) */
 
 #endif
