@@ -36,7 +36,12 @@ function M.open(a)
     ok, inbox, err = pcall(inbox_mod.redis, { url = a.redis, prefix = a.prefix })
   end
   if not ok then
-    util.usage(tostring(inbox), CMD)
+    local msg = tostring(inbox)
+    if msg:find("module '[^']+' not found") then
+      util.fail("the " .. (a.sqlite and "SQLite" or "Redis") .. " inbox is not available: "
+        .. (msg:match("(module '[^']+' not found)")))
+    end
+    util.usage(msg:gsub("^[^:]*:%d+: ", ""), CMD)
   end
   if not inbox then
     util.fail("cannot open the inbox: " .. tostring(err))

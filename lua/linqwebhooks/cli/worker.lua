@@ -21,7 +21,7 @@ end
 
 function M.run(a)
   local max_attempts = util.number(a.max_attempts, "--max-attempts", CMD, 1, 1000, true)
-  local backoff = util.number(a.backoff, "--backoff", CMD, 0, 86400)
+  local backoff = util.number(a.backoff, "--backoff", CMD, 0.001, 300)
   local visibility = util.number(a.visibility, "--visibility", CMD, 0.001, 86400)
   local chunk, lerr = loadfile(a.app)
   if not chunk then
@@ -41,7 +41,11 @@ function M.run(a)
                                                visibility = visibility, until_idle = a.until_idle,
                                                worker = a.name })
   if not wok then
-    util.fail("worker: " .. tostring(stats))
+    local msg = tostring(stats)
+    if msg:find("option '", 1, true) then
+      util.usage(msg:gsub("^[^:]*:%d+: ", ""), CMD) -- a value hooks:work refuses
+    end
+    util.fail("worker: " .. msg)
   end
   if not stats then
     util.fail("worker: " .. tostring(err))
