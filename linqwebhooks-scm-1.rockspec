@@ -23,6 +23,7 @@ runs in OpenResty, and ships a local emulator of the Linq API.
 dependencies = {
   "lua >= 5.1, < 5.5",
   "luasocket >= 3.0",
+  "argparse >= 0.7",
 }
 external_dependencies = {
   CJSON = { header = "cjson/cJSON.h", library = "cjson" },
@@ -53,6 +54,16 @@ build = {
       incdirs = { "csrc", "csrc/lua", "$(CJSON_INCDIR)/cjson", "$(CJSON_INCDIR)", "$(OPENSSL_INCDIR)" },
       libdirs = { "$(CJSON_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(CURL_LIBDIR)" },
     },
+    ["linqwebhooks.cli.emulator"] = "lua/linqwebhooks/cli/emulator.lua",
+    ["linqwebhooks.cli.inbox"] = "lua/linqwebhooks/cli/inbox.lua",
+    ["linqwebhooks.cli"] = "lua/linqwebhooks/cli/init.lua",
+    ["linqwebhooks.cli.listen"] = "lua/linqwebhooks/cli/listen.lua",
+    ["linqwebhooks.cli.sign"] = "lua/linqwebhooks/cli/sign.lua",
+    ["linqwebhooks.cli.subscriptions"] = "lua/linqwebhooks/cli/subscriptions.lua",
+    ["linqwebhooks.cli.trigger"] = "lua/linqwebhooks/cli/trigger.lua",
+    ["linqwebhooks.cli.util"] = "lua/linqwebhooks/cli/util.lua",
+    ["linqwebhooks.cli.verify"] = "lua/linqwebhooks/cli/verify.lua",
+    ["linqwebhooks.cli.worker"] = "lua/linqwebhooks/cli/worker.lua",
     ["linqwebhooks.client"] = "lua/linqwebhooks/client.lua",
     ["linqwebhooks.e164"] = "lua/linqwebhooks/e164.lua",
     ["linqwebhooks.emulator.api"] = "lua/linqwebhooks/emulator/api.lua",
@@ -81,5 +92,8 @@ build = {
     ["linqwebhooks.transport.resty"] = "lua/linqwebhooks/transport/resty.lua",
     ["linqwebhooks.verifier"] = "lua/linqwebhooks/verifier.lua",
     ["linqwebhooks.webhooks"] = "lua/linqwebhooks/webhooks.lua",
+  },
+  install = {
+    bin = { linqwh = "bin/linqwh" },
   },
 }
