@@ -288,6 +288,10 @@ describe("linqwh", function()
       local code, _, err = cli.run({ "trigger", "message.sent", "--to", url .. "/x", "--secret", SECRET })
       assert.are.equal(1, code)
       assert.matches("^linqwh: 404 ", err)
+      -- the listener shows requests refused before verification too
+      assert.truthy(cli.wait_for(function()
+        return listener.stdout():find("%] 404 %- %- %(POST /webhooks/x%)\n")
+      end), listener.stdout())
       local port = require("support.util").free_port()
       code, _, err = cli.run({ "trigger", "message.sent", "--to", "http://127.0.0.1:" .. port .. "/",
                                "--secret", SECRET })

@@ -57,15 +57,6 @@ function M.run(a)
   local json = require "linqwebhooks.json"
   local hooks = linq.webhooks{ secrets = secrets, tolerance = tol > 0 and tol or false }
 
-  local pending -- the last result of hooks:handle, printed by the receiver's log callback
-  local proxy = {
-    handle = function(_, body, headers)
-      local res = hooks:handle(body, headers)
-      pending = res
-      return res
-    end,
-  }
-
   local function print_res(now, status, res, note)
     local ev = res and res.event
     local reason = res and res.err and (res.err.reason or res.err.kind) or nil
@@ -94,14 +85,27 @@ function M.run(a)
     end
   end
 
+  -- Deliveries are printed as hooks:handle answers them (its status is the
+  -- answer); the receiver's log shows the requests refused before the
+  -- dispatcher (404 wrong path, 405, 411, 413, malformed: no "(reason)"), and
+  -- its ERROR lines (e.g. clock skew) go to stderr.
+  local proxy = {
+    handle = function(_, body, headers)
+      local res = hooks:handle(body, headers)
+      print_res(os.time(), res.status, res)
+      return res
+    end,
+  }
   local receiver = require "linqwebhooks.receiver"
   local r, err = receiver.new{
     hooks = proxy, host = a.host, port = port, path = a.path,
     log = function(line)
-      local res = pending
-      pending = nil
-      local status = tonumber(line:match(" %-> (%d+)")) or 0
-      print_res(os.time(), status, res, not res and line:match("^(%S+ %S+) %->") or nil)
+      local what, status = line:match("(%S+ %S+) %-> (%d+)")
+      if not status then
+        util.warn("linqwh: ", line)
+      elseif not line:find("%)$") and tonumber(status) ~= 200 then
+        print_res(os.time(), tonumber(status), nil, what)
+      end
     end,
   }
   if not r then
