@@ -299,6 +299,45 @@ describe("linqwh", function()
       assert.matches("no answer %(connection", err)
     end)
 
+    it("sends what Linq sends: the v3 envelope, both header sets, X-Webhook-Event", function()
+      local rec = require("support.receiver").spawn()
+      local ok, err = pcall(function()
+        local code, _, cerr = cli.run({ "trigger", "message.received", "--to", rec.url .. "/hook?version=2025-01-01",
+                                        "--secret", SECRET, "--id", "evt-raw", "--phone", "+12025550123" })
+        assert.are.equal(0, code, cerr)
+        local req = rec.wait(1)[1]
+        assert.are.equal("POST", req.method)
+        assert.are.equal("/hook?version=2025-01-01", req.target)
+        local h = req.headers
+        assert.are.equal("application/json", h["content-type"])
+        assert.are.equal("message.received", h["x-webhook-event"])
+        assert.are.equal("evt-raw", h["webhook-id"])
+        local std = assert(linq.verify(SECRET, req.body, { ["webhook-id"] = h["webhook-id"],
+          ["webhook-timestamp"] = h["webhook-timestamp"], ["webhook-signature"] = h["webhook-signature"] }))
+        assert.are.equal("standard", std.scheme)
+        local legacy = assert(linq.verify(SECRET, req.body, { ["X-Webhook-Timestamp"] = h["x-webhook-timestamp"],
+          ["X-Webhook-Signature"] = h["x-webhook-signature"] }))
+        assert.are.equal("legacy", legacy.scheme)
+        local doc = json.decode(req.body)
+        assert.are.equal("v3", doc.api_version)
+        assert.are.equal("2025-01-01", doc.webhook_version) -- from the URL's ?version=
+        assert.are.equal("message.received", doc.event_type)
+        assert.are.equal("evt-raw", doc.event_id)
+        assert.is_string(doc.created_at)
+        assert.matches("^%x+$", doc.trace_id)
+        assert.is_string(doc.partner_id)
+        -- the emulator's sample of that type and payload version
+        local keys, want = {}, {}
+        for k in pairs(doc.data) do keys[#keys + 1] = k end
+        for k in pairs(samples.data("message.received", "2025-01-01", "+12025550123")) do want[#want + 1] = k end
+        table.sort(keys)
+        table.sort(want)
+        assert.are.same(want, keys)
+      end)
+      rec.stop()
+      assert(ok, err)
+    end)
+
     it("stops on SIGTERM", function()
       assert.is_true(listener.stop("TERM"))
       assert.matches("linqwh: stopped %(SIGTERM%)", listener.stderr())
