@@ -271,7 +271,7 @@ rockspec:
 	$(LUA54) tools/gen_rockspec.lua
 
 # luacheck (.luacheckrc) on the Lua code, cppcheck on the C code.
-LINT_LUA = lua spec bench examples tools
+LINT_LUA = lua spec bench examples tools bin/linqwh
 lint:
 	@rc=0; \
 	luacheck -q $(LINT_LUA) || rc=1; \

@@ -24,6 +24,7 @@ dependencies = {
   "lua >= 5.1, < 5.5",
   "luasocket >= 3.0",
   "luasec >= 1.0",
+  "argparse >= 0.7",
 }
 external_dependencies = {
   CJSON = { header = "cjson/cJSON.h", library = "cjson" },
@@ -94,6 +95,16 @@ build = {
       libdirs = { "$(SQLITE_LIBDIR)" },
     },
     ["linqwebhooks.catalogue_data"] = "lua/linqwebhooks/catalogue_data.lua",
+    ["linqwebhooks.cli.emulator"] = "lua/linqwebhooks/cli/emulator.lua",
+    ["linqwebhooks.cli.inbox"] = "lua/linqwebhooks/cli/inbox.lua",
+    ["linqwebhooks.cli"] = "lua/linqwebhooks/cli/init.lua",
+    ["linqwebhooks.cli.listen"] = "lua/linqwebhooks/cli/listen.lua",
+    ["linqwebhooks.cli.sign"] = "lua/linqwebhooks/cli/sign.lua",
+    ["linqwebhooks.cli.subscriptions"] = "lua/linqwebhooks/cli/subscriptions.lua",
+    ["linqwebhooks.cli.trigger"] = "lua/linqwebhooks/cli/trigger.lua",
+    ["linqwebhooks.cli.util"] = "lua/linqwebhooks/cli/util.lua",
+    ["linqwebhooks.cli.verify"] = "lua/linqwebhooks/cli/verify.lua",
+    ["linqwebhooks.cli.worker"] = "lua/linqwebhooks/cli/worker.lua",
     ["linqwebhooks.client"] = "lua/linqwebhooks/client.lua",
     ["linqwebhooks.e164"] = "lua/linqwebhooks/e164.lua",
     ["linqwebhooks.emulator.api"] = "lua/linqwebhooks/emulator/api.lua",
@@ -131,5 +142,8 @@ build = {
     ["linqwebhooks.url"] = "lua/linqwebhooks/url.lua",
     ["linqwebhooks.verifier"] = "lua/linqwebhooks/verifier.lua",
     ["linqwebhooks.webhooks"] = "lua/linqwebhooks/webhooks.lua",
+  },
+  install = {
+    bin = { linqwh = "bin/linqwh" },
   },
 }
