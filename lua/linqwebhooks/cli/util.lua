@@ -206,14 +206,9 @@ function M.print_json(v)
   M.out(M.redact(s))
 end
 
---- A function of the native modules: signals, kill, chmod, sleep live in
--- linqwebhooks.process after the C module split, in linqwebhooks.core before.
+--- A function of linqwebhooks.process (signals, chmod), loaded on first use.
 function M.native(name)
-  local ok, mod = pcall(require, "linqwebhooks.process")
-  if ok and type(mod) == "table" and mod[name] then
-    return mod[name]
-  end
-  return require("linqwebhooks.core")[name]
+  return require("linqwebhooks.process")[name]
 end
 
 --- Starts watching SIGTERM/SIGINT; returns a function telling whether one
