@@ -44,23 +44,30 @@ M.SCHEMA = {
   clock = "function",
   dedupe = { types = { "table", "userdata", "boolean" }, check = check_dedupe },
   strict = "boolean",
+  secrets_file = "string", -- linqwebhooks.secrets_file: read, and re-read when it changes
+  endpoint = "string",
 }
 
---- linq.webhooks{ secret | secrets, tolerance, scheme, clock, dedupe, strict }
+--- linq.webhooks{ secret | secrets | secrets_file (+ endpoint), tolerance, scheme, clock, dedupe, strict }
 function M.new(opts, level)
   level = (level or 1) + 1
   if type(opts) ~= "table" then
     error("linq.webhooks: options table expected, got " .. type(opts), level)
   end
   options.check("linq.webhooks", opts, M.SCHEMA, level)
-  if opts.secret == nil and opts.secrets == nil then
-    error("linq.webhooks: option 'secret' (or 'secrets') is required", level)
+  if opts.secret == nil and opts.secrets == nil and opts.secrets_file == nil then
+    error("linq.webhooks: option 'secret' (or 'secrets', or 'secrets_file') is required", level)
   end
   local vopts = {}
   for _, k in ipairs({ "secret", "secrets", "tolerance", "scheme", "clock" }) do
     vopts[k] = opts[k]
   end
-  local v = verifier.new(vopts, level, "linq.webhooks")
+  local v
+  if opts.secrets_file ~= nil or opts.endpoint ~= nil then
+    v = require("linqwebhooks.secrets_file").verifier(opts, vopts, level, "linq.webhooks")
+  else
+    v = verifier.new(vopts, level, "linq.webhooks")
+  end
   local store = opts.dedupe
   if store == nil or store == true then
     store = require("linqwebhooks.store.memory").new(nil, level)
