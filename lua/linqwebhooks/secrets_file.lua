@@ -396,6 +396,9 @@ Reloading.__index = function(self, k)
   end
   -- forward methods of the current verifier, refreshing first
   local inner = rawget(self, "_inner")
+  if inner == nil or type(k) ~= "string" or k:sub(1, 1) == "_" then
+    return nil
+  end
   local v = inner[k]
   if type(v) == "function" then
     return function(_, ...)
