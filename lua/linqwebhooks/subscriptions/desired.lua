@@ -140,7 +140,7 @@ function M.check(desired, what, level)
         .. "' (it is managed by rotate)", level)
     end
     if by_url[d.target_url] then
-      error(where .. ".target_url is the same as " .. what .. "[" .. by_url[d.target_url]
+      error(where .. ".target_url is the same as desired[" .. by_url[d.target_url]
         .. "].target_url (one subscription per endpoint)", level)
     end
     by_url[d.target_url] = i
