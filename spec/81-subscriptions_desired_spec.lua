@@ -198,11 +198,13 @@ describe("plan/apply against the emulator", function()
   it("deletes only with prune", function()
     local path = tmpfile()
     assert(subs:apply(desired(), { secrets_file = path }))
-    local extra = assert(subs:create{ target_url = "https://stray.example.com/x", subscribed_events = { "message.sent" } })
+    local extra = assert(subs:create{ target_url = "https://stray.example.com/x",
+                                      subscribed_events = { "message.sent" } })
     local d = { desired()[1] } -- B is no longer wanted
     local plan = assert(subs:plan(d))
     assert.same({ 0, 0, 2, 1 }, count(plan))
-    assert.matches("%- delete https://stray%.example%.com/x %(id " .. extra.id:gsub("%p", "%%%0") .. "%)  %[only with prune%]",
+    assert.matches("%- delete https://stray%.example%.com/x %(id " .. extra.id:gsub("%p", "%%%0")
+      .. "%)  %[only with prune%]",
       D.format_plan(plan))
     assert.matches("2 to delete %(with prune%)", D.format_plan(plan))
     local done = assert(subs:apply(d, { secrets_file = path }))

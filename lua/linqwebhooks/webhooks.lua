@@ -56,7 +56,7 @@ function M.new(opts, level)
   end
   options.check("linq.webhooks", opts, M.SCHEMA, level)
   if opts.secret == nil and opts.secrets == nil and opts.secrets_file == nil then
-    error("linq.webhooks: option 'secret' (or 'secrets', or 'secrets_file') is required", level)
+    error("linq.webhooks: option 'secret' (or 'secrets') is required", level)
   end
   local vopts = {}
   for _, k in ipairs({ "secret", "secrets", "tolerance", "scheme", "clock" }) do
