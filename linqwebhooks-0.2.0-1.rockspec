@@ -23,6 +23,7 @@ runs in OpenResty, and ships a local emulator of the Linq API.
 dependencies = {
   "lua >= 5.1, < 5.5",
   "luasocket >= 3.0",
+  "luafilesystem >= 1.8",
 }
 external_dependencies = {
   CJSON = { header = "cjson/cJSON.h", library = "cjson" },
@@ -75,9 +76,12 @@ build = {
     ["linqwebhooks.options"] = "lua/linqwebhooks/options.lua",
     ["linqwebhooks.receiver"] = "lua/linqwebhooks/receiver.lua",
     ["linqwebhooks.retry"] = "lua/linqwebhooks/retry.lua",
+    ["linqwebhooks.secrets_file"] = "lua/linqwebhooks/secrets_file.lua",
     ["linqwebhooks.store.memory"] = "lua/linqwebhooks/store/memory.lua",
     ["linqwebhooks.store.shdict"] = "lua/linqwebhooks/store/shdict.lua",
     ["linqwebhooks.subscription"] = "lua/linqwebhooks/subscription.lua",
+    ["linqwebhooks.subscriptions.desired"] = "lua/linqwebhooks/subscriptions/desired.lua",
+    ["linqwebhooks.subscriptions.rotation"] = "lua/linqwebhooks/subscriptions/rotation.lua",
     ["linqwebhooks.transport.curl"] = "lua/linqwebhooks/transport/curl.lua",
     ["linqwebhooks.transport"] = "lua/linqwebhooks/transport/init.lua",
     ["linqwebhooks.transport.resty"] = "lua/linqwebhooks/transport/resty.lua",

@@ -56,6 +56,7 @@ local LUA_DEPS = {
   { rock = "luasec >= 1.0", modules = { "ssl" } },
   { rock = "lua-cjson >= 2.1", modules = { "cjson" } },
   { rock = "argparse >= 0.7", modules = { "argparse" } },
+  { rock = "luafilesystem >= 1.8", modules = { "lfs" } },
 }
 
 local function lines_of(cmd)

@@ -33,7 +33,7 @@ M.CHECK_INTERVAL = 1 -- seconds between two looks at the file (mtime, size, inod
 local lfs_mod
 local function lfs()
   if lfs_mod == nil then
-    local ok, m = pcall(require, "lfs")
+    local ok, m = pcall(function() return require "lfs" end)
     if not ok then
       error("linqwebhooks.secrets_file needs LuaFileSystem (the 'lfs' module: "
         .. "luarocks install luafilesystem, or the lua-filesystem package)", 0)
