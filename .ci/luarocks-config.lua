@@ -7,5 +7,6 @@ rocks_provided = {
   luasec = "1.2.0-1",
   ["lua-cjson"] = "2.1.0-1",
   argparse = "0.7.1-1",
+  luafilesystem = "1.8.0-1",
   busted = "2.1.1-1",
 }

@@ -199,6 +199,26 @@ local function find(list, pred)
   return nil
 end
 
+local STEP_TEXT = {
+  creating = "creating the twin %s (parked on line " .. M.PARKING_NUMBER .. ")",
+  created = "twin %s created; its secret is in the secrets file",
+  handed_over = "new secret handed over; waiting until the receiver verifies with it",
+  confirmed = "receiver confirmed the new key; twin %s now gets every event",
+  deactivated = "old subscription %s deactivated",
+  done = "old subscription %s deleted; %s alone serves the endpoint",
+}
+
+--- format_step(step, info) -> one line describing a step (for on_step in
+-- tools such as linqwh; never shows a secret).
+function M.format_step(step, info)
+  info = info or {}
+  local fmt = STEP_TEXT[step] or (tostring(step) .. " %s")
+  local a = (step == "creating") and info.target_url
+    or ((step == "created" or step == "confirmed") and info.new_id)
+    or info.old_id
+  return string.format("rotate: %-11s " .. fmt, step, tostring(a), tostring(info.new_id))
+end
+
 --- rotate(resource, sub_or_id, opts) -> new_sub | nil, err. See the module
 -- comment; opts: secrets_file, on_secret(new_sub, secret) (at least one),
 -- confirm(new_sub) -> bool (default: the signed probe), timeout = 600 and
