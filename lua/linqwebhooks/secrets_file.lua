@@ -54,6 +54,16 @@ local function chmod(path, mode)
   return nil, "no chmod available"
 end
 
+local function getpid()
+  for _, name in ipairs({ "linqwebhooks.process", "linqwebhooks.core" }) do
+    local ok, m = pcall(require, name)
+    if ok and type(m) == "table" and type(m.getpid) == "function" then
+      return m.getpid()
+    end
+  end
+  return math.random(1, 1e9)
+end
+
 local function fail(reason, message)
   return nil, errors.new{ kind = "secrets_file", reason = reason, message = message }
 end
@@ -189,7 +199,8 @@ function M.write(path, doc)
     return fail("invalid", "cannot encode the secrets file: " .. tostring(jerr))
   end
   seq = seq + 1
-  local tmp = path .. ".tmp" .. tostring(os.time()) .. "." .. seq .. "." .. tostring(math.random(1, 1e9))
+  -- unique per process and call: concurrent writers never share a temp file
+  local tmp = string.format("%s.tmp%d.%d.%d", path, getpid(), os.time(), seq)
   local f, err = io.open(tmp, "wb")
   if not f then
     return fail("io", "cannot write the secrets file: " .. tostring(err))
