@@ -312,6 +312,27 @@ describe("subscriptions:rotate", function()
       check_done(base, path, old, new_sub)
     end)
 
+    it("apply during an unfinished rotation leaves the parked twin parked", function()
+      local base, path, old = fresh()
+      assert.is_nil((client.webhook_subscriptions:rotate(old, {
+        secrets_file = path, timeout = 0.2, poll = 0.1, confirm = function() return false end })))
+      local d = { { target_url = base, phone_numbers = { "+12025550123" },
+                    subscribed_events = { "message.sent", "message.received" } } }
+      local plan = assert(client.webhook_subscriptions:plan(d))
+      assert.equal(0, #plan.update)
+      assert.equal(old.id, plan.unchanged[1].id) -- the old one still serves the endpoint
+      assert.equal(1, #plan.rotating)
+      assert(client.webhook_subscriptions:apply(d, { prune = true }))
+      for _, s in ipairs(endpoint_subs(client, base)) do
+        if s.id ~= old.id then
+          assert.same({ rotation.PARKING_NUMBER }, s.phone_numbers)
+        end
+      end
+      local new_sub = assert(client.webhook_subscriptions:rotate(old, {
+        secrets_file = path, confirm = function() return true end }))
+      check_done(base, path, old, new_sub)
+    end)
+
     it("times out with the old subscription still serving, then finishes", function()
       local base, path, old = fresh()
       local new_sub, err = client.webhook_subscriptions:rotate(old, {

@@ -18,6 +18,16 @@ local M = {}
 --- The query parameter that tells twin subscriptions of one endpoint apart.
 M.MARKER = "linqwh_rotation"
 
+--- The line filter of a twin whose rotation has not been confirmed yet
+-- (see linqwebhooks.subscriptions.rotation; NANP fictional 555-01xx range).
+M.PARKING_NUMBER = "+12025550199"
+
+local function parked(s)
+  local p = s.phone_numbers
+  return type(p) == "table" and #p == 1 and p[1] == M.PARKING_NUMBER
+end
+M.parked = parked
+
 -- Seconds an old secret stays valid after its subscription is gone: a
 -- delivery signed before that is outside the verifier's timestamp tolerance
 -- (300 s by default) afterwards anyway.
@@ -246,9 +256,17 @@ function M.plan_from(list, want)
       plan.create[#plan.create + 1] = d
     else
       matched[d.target_url] = true
-      local primary = g[#g] -- the newest twin serves the endpoint
-      for i = 1, #g - 1 do
-        plan.rotating[#plan.rotating + 1] = g[i]
+      -- the newest twin serves the endpoint, unless it is still parked by
+      -- an unfinished rotation (apply must not unpark it)
+      local pi = #g
+      while pi > 1 and parked(g[pi]) do
+        pi = pi - 1
+      end
+      local primary = g[pi]
+      for i = 1, #g do
+        if i ~= pi then
+          plan.rotating[#plan.rotating + 1] = g[i]
+        end
       end
       local changes = M.diff(primary, d)
       if next(changes) then

@@ -34,7 +34,7 @@ local M = {}
 
 --- The line filter a twin has until the receiver confirms its key
 -- (NANP fictional 555-01xx range: never a real sender).
-M.PARKING_NUMBER = "+12025550199"
+M.PARKING_NUMBER = desired.PARKING_NUMBER
 M.STEPS = { "creating", "created", "handed_over", "confirmed", "deactivated", "done" }
 
 local function positive(v)
