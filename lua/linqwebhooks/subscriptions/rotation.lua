@@ -92,12 +92,13 @@ function M.probe(resource, url, secret)
   return res.status
 end
 
---- The default confirm: the probe is answered with anything but 401/403
--- and 5xx (a linq.webhooks receiver answers 400 to the signed non-event).
+--- The default confirm: the probe is answered with 400 (a linq.webhooks
+-- receiver: verified, not an event) or a 2xx. 401 (key unknown), 404 (wrong
+-- path), 5xx and connection failures are "not yet".
 local function probe_confirm(resource, secret_of)
   return function(new_sub)
     local st = M.probe(resource, new_sub.target_url, secret_of())
-    return st ~= nil and st ~= 401 and st ~= 403 and st < 500
+    return st ~= nil and (st == 400 or (st >= 200 and st < 300))
   end
 end
 
