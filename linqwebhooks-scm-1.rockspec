@@ -80,6 +80,7 @@ build = {
     ["linqwebhooks.store.memory"] = "lua/linqwebhooks/store/memory.lua",
     ["linqwebhooks.store.shdict"] = "lua/linqwebhooks/store/shdict.lua",
     ["linqwebhooks.subscription"] = "lua/linqwebhooks/subscription.lua",
+    ["linqwebhooks.subscriptions.commands"] = "lua/linqwebhooks/subscriptions/commands.lua",
     ["linqwebhooks.subscriptions.desired"] = "lua/linqwebhooks/subscriptions/desired.lua",
     ["linqwebhooks.subscriptions.rotation"] = "lua/linqwebhooks/subscriptions/rotation.lua",
     ["linqwebhooks.transport.curl"] = "lua/linqwebhooks/transport/curl.lua",

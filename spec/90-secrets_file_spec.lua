@@ -232,7 +232,7 @@ describe("linq.webhooks{ secrets_file }", function()
       local ok, e = pcall(function() local x = linq.webhooks(opts) return x end)
       assert.is_false(ok)
       assert.matches(pat, e)
-      assert.matches("^spec/80%-secrets_file_spec%.lua:%d+:", e)
+      assert.matches("^spec/90%-secrets_file_spec%.lua:%d+:", e)
     end
     raises({ secrets_file = 5 }, "option 'secrets_file' must be string, got number")
     raises({ secrets_file = path, secret = S1 }, "give 'secrets_file' or 'secret'/'secrets', not both")

@@ -391,4 +391,37 @@ describe("subscriptions:rotate", function()
     recv.stop()
     os.remove(deployed)
   end)
+
+  it("commands.rotate (for linqwh): default probe confirm, one progress line per step", function()
+    local cmd = require "linqwebhooks.subscriptions.commands"
+    local path = tmpfile()
+    local port = util.free_port()
+    local url = "http://127.0.0.1:" .. port .. "/webhooks"
+    assert(client.webhook_subscriptions:apply({ { target_url = url,
+      subscribed_events = { "message.received" } } }, { secrets_file = path }))
+    local old = endpoint_subs(client, url)[1]
+    local recv = assert(process.spawn({ ready = "ready (http://%S+)\n", code = ([[
+      local linq = require "linqwebhooks"
+      local alive = require("linqwebhooks.emulator.process").alive
+      local hooks = linq.webhooks{ secrets_file = %q }
+      local r = assert(require("linqwebhooks.receiver").new{ hooks = hooks, port = %d })
+      io.stdout:write("ready ", r.url, "\n") io.stdout:flush()
+      while alive(%d) do r:step(0.05) end
+    ]]):format(path, port, require("linqwebhooks.core").getpid()) }))
+    local progress = {}
+    local text, err, st = cmd.rotate(client, old.id, { secrets_file = path, timeout = 20, poll = 0.2,
+      progress = function(line) progress[#progress + 1] = line end })
+    assert.is_nil(err, tostring(err) .. " " .. tostring(st))
+    assert.matches("^rotated: linqwebhooks%.subscription ", text)
+    assert.equal(6, #progress)
+    assert.matches("^rotate: creating +creating the twin " .. url:gsub("%p", "%%%0")
+      .. "%?linqwh_rotation=1 %(parked on line %+12025550199%)$", progress[1])
+    assert.matches("^rotate: done ", progress[6])
+    for _, l in ipairs(progress) do
+      assert.not_matches("whsec_", l)
+    end
+    assert.equal(1, #endpoint_subs(client, url))
+    recv.stop()
+    os.remove(path)
+  end)
 end)
