@@ -39,16 +39,16 @@ end
 M.SCHEMA = {
   secret = "string",
   secrets = "table",
+  secrets_file = "string", -- instead of secret(s): linqwebhooks.secrets_file, re-read on change
+  endpoint = "string",     -- with secrets_file: that endpoint's secrets only
   tolerance = verifier.SCHEMA.tolerance,
   scheme = verifier.SCHEMA.scheme,
   clock = "function",
   dedupe = { types = { "table", "userdata", "boolean" }, check = check_dedupe },
   strict = "boolean",
-  secrets_file = "string", -- linqwebhooks.secrets_file: read, and re-read when it changes
-  endpoint = "string",
 }
 
---- linq.webhooks{ secret | secrets | secrets_file (+ endpoint), tolerance, scheme, clock, dedupe, strict }
+--- linq.webhooks{ secret | secrets, tolerance, scheme, clock, dedupe, strict }
 function M.new(opts, level)
   level = (level or 1) + 1
   if type(opts) ~= "table" then
