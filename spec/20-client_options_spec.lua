@@ -3,7 +3,8 @@
 -- C http_client object's argument checks and life cycle.
 local flaky = require "support.flaky_server"
 local linq = require "linqwebhooks"
-local core = require "linqwebhooks.core"
+local http = require "linqwebhooks.http"
+local process = require "linqwebhooks.process"
 local retry = require "linqwebhooks.retry"
 local client_mod = require "linqwebhooks.client"
 
@@ -210,7 +211,7 @@ describe("client-side validation", function()
     assert.has_error(function() subs():create{ target_url = 5, subscribed_events = { "message.sent" } } end)
     assert.has_error(function() subs():retrieve(42) end, "webhook_subscriptions:retrieve: argument 'id' must be a string, got number")
     assert.has_error(function() subs():create("x") end)
-    assert.has_error(function() subs():update("s1", { phone_numbers = core.now_ns }) end)
+    assert.has_error(function() subs():update("s1", { phone_numbers = process.now_ns }) end)
     assert.has_error(function() subs().create({ target_url = "https://e.com/x" }) end)
     assert.equal(0, #srv:requests())
   end)
@@ -315,16 +316,16 @@ describe("retry policy", function()
   end)
 end)
 
-describe("core.http_client", function()
+describe("http.http_client", function()
   it("checks its arguments before touching libcurl and closes idempotently", function()
-    local h = core.http_client{ timeout_ms = 1000 }
+    local h = http.http_client{ timeout_ms = 1000 }
     assert.has_error(function() h:request("BREW", "http://127.0.0.1:9/") end)
     assert.has_error(function() h:request("GET", "http://127.0.0.1:9/", { ["X-A"] = 1 }) end)
     assert.has_error(function() h:request("GET", "http://127.0.0.1:9/", { ["X-A"] = "a\r\nX-B: b" }) end)
     assert.has_error(function() h:request("GET", "http://127.0.0.1:9/", { ["X:A"] = "a" }) end)
     assert.has_error(function() h:request("GET", "http://127.0.0.1:9/", "x") end)
-    assert.has_error(function() core.http_client{ timeout_ms = "x" } end)
-    assert.has_error(function() core.http_client{ ca_file = 5 } end)
+    assert.has_error(function() http.http_client{ timeout_ms = "x" } end)
+    assert.has_error(function() http.http_client{ ca_file = 5 } end)
     local ok, kind, msg = h:request("GET", "gopher://127.0.0.1:9/")
     assert.is_nil(ok)
     assert.equal("connection", kind)
@@ -337,9 +338,9 @@ describe("core.http_client", function()
   end)
 
   it("sleeps", function()
-    local t0 = core.now_ns()
-    core.sleep(0.05)
-    assert.is_true(core.now_ns() - t0 >= 0.04e9)
+    local t0 = process.now_ns()
+    http.sleep(0.05)
+    assert.is_true(process.now_ns() - t0 >= 0.04e9)
   end)
 end)
 
@@ -355,11 +356,11 @@ describe("client ids", function()
   end)
 end)
 
-describe("core.http_client on one handle", function()
+describe("http.http_client on one handle", function()
   it("switches methods, bodies, urls and headers between requests", function()
     local srv = flaky.start({ { status = 200, body = "ok" } })
     local ok, err = pcall(function()
-      local h = core.http_client{ timeout_ms = 5000 }
+      local h = http.http_client{ timeout_ms = 5000 }
       local u = srv.url
       local plan = {
         { "POST", u .. "/a", { ["X-N"] = "1" }, '{"x":1}' },

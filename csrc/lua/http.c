@@ -1,7 +1,10 @@
 /*
- * http.c -- libcurl transport for the API client.
+ * http.c -- linqwebhooks.http: the libcurl transport for the API client
+ * (tooling and plain-Lua hosts; nginx workers never load it).
  *
- *   local h = core.http_client{ timeout_ms = 60000, connect_timeout_ms = 10000,
+ *   local http = require "linqwebhooks.http"
+ *   http.curl_version -> "8.x.y";  http.sleep(seconds) (blocking)
+ *   local h = http.http_client{ timeout_ms = 60000, connect_timeout_ms = 10000,
  *                               ca_file = nil, max_body = 8388608, raw_headers = false,
  *                               proxy = nil }
  *   -- proxy: nil = libcurl's environment (https_proxy, ALL_PROXY, NO_PROXY...),
@@ -24,7 +27,7 @@
  * a Lua error (e.g. out of memory while pushing) leaks nothing: the next
  * request or the destroy frees it.
  *
- * curl_global_init runs once, from luaopen (lwh_http_open). It is not safe
+ * curl_global_init runs once, from luaopen_linqwebhooks_http. It is not safe
  * to load the module concurrently from several threads of one process with
  * libcurl builds lacking CURL_VERSION_THREADSAFE (7.84+ has it).
  */
@@ -138,11 +141,6 @@ static size_t lwh_write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
     if (lwh_buf_add(&h->body, ptr, n) != 0)
         return 0;
     return n;
-}
-
-static int lwh_is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
 static size_t lwh_header_cb(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -640,7 +638,7 @@ static int lwh_http_request(lua_State *L)
     return lwh_http_push_result(L, h);
 }
 
-/* core.sleep(seconds): blocking sleep used between client retries outside
+/* http.sleep(seconds): blocking sleep used between client retries outside
  * nginx (no Lua call can be interrupted by it). */
 static int lwh_http_sleep(lua_State *L)
 {
@@ -661,7 +659,7 @@ static int lwh_http_sleep(lua_State *L)
 
 static int lwh_curl_inited = 0;
 
-void lwh_http_open(lua_State *L)
+int luaopen_linqwebhooks_http(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         { "request", lwh_http_request },
@@ -671,13 +669,19 @@ void lwh_http_open(lua_State *L)
         { "__tostring", lwh_http_tostring },
         { NULL, NULL },
     };
+    static const luaL_Reg fns[] = {
+        { "http_client", lwh_http_new },
+        { "sleep", lwh_http_sleep },
+        { NULL, NULL },
+    };
     if (!lwh_curl_inited) {
         if (curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK)
             lwh_curl_inited = 1;
     }
     lwh_new_class(L, LWH_HTTP_CLASS, methods, meta, lwh_http_destroy);
-    lua_pushcfunction(L, lwh_http_new);
-    lua_setfield(L, -2, "http_client");
-    lua_pushcfunction(L, lwh_http_sleep);
-    lua_setfield(L, -2, "sleep");
+    lua_newtable(L);
+    lwh_setfuncs(L, fns, 0);
+    lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
+    lua_setfield(L, -2, "curl_version");
+    return 1;
 }

@@ -480,7 +480,7 @@ function M.new(opts, level)
     allow_http_targets = opts.allow_http_targets or false,
     closed = false,
     _transport = transport,
-    _sleep = tmod.sleep or ngx_sleep or require("linqwebhooks.core").sleep,
+    _sleep = tmod.sleep or ngx_sleep or require("linqwebhooks.http").sleep,
     _on_retry = opts.on_retry,
     _log = opts.log ~= false and (opts.log or default_log) or nil,
   }, Client)
@@ -738,6 +738,26 @@ function Subscriptions:delete(id)
     return nil, err
   end
   return true
+end
+
+--- :plan(desired) / :apply(desired, opts) / :rotate(sub_or_id, opts):
+-- subscriptions as code and secret rotation (linqwebhooks.subscriptions.*)
+function Subscriptions:plan(desired)
+  resource_client(self, "webhook_subscriptions:plan", 2)
+  local plan, err = require("linqwebhooks.subscriptions.desired").plan(self, desired, 2)
+  return plan, err
+end
+
+function Subscriptions:apply(desired, opts)
+  resource_client(self, "webhook_subscriptions:apply", 2)
+  local done, err = require("linqwebhooks.subscriptions.desired").apply(self, desired, opts, 2)
+  return done, err
+end
+
+function Subscriptions:rotate(sub_or_id, opts)
+  resource_client(self, "webhook_subscriptions:rotate", 2)
+  local sub, err = require("linqwebhooks.subscriptions.rotation").rotate(self, sub_or_id, opts, 2)
+  return sub, err
 end
 
 ------------------------------------------------------------------------------

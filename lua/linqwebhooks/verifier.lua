@@ -134,11 +134,13 @@ local function check_headers(what, headers)
 end
 
 -- The C core returns the info table itself, or nil, reason, detail.
-local function result(info, reason, detail)
+local function result(info, reason, detail, skew)
   if info then
     return info
   end
-  return nil, errors.verification(reason, detail)
+  local err = errors.verification(reason, detail)
+  err.skew = skew -- this clock minus the timestamp (authentic deliveries only)
+  return nil, err
 end
 
 local function bad_clock(t)
@@ -166,12 +168,12 @@ function Verifier:verify_file(path, headers)
     error("verifier:verify_file: argument 'path' must be a string, got " .. type(path), 2)
   end
   headers = check_headers("verifier:verify_file", headers)
-  local info, reason, detail = self._kr:verify_file(path, headers, self._scheme_n, now(self),
+  local info, reason, detail, skew = self._kr:verify_file(path, headers, self._scheme_n, now(self),
     self._tolerance)
   if reason == "io_error" then
     return nil, errors.new({ kind = "io", reason = "io_error", message = detail .. ": " .. path })
   end
-  return result(info, reason, detail)
+  return result(info, reason, detail, skew)
 end
 
 --- v:stream(headers) -> stream | nil, err

@@ -1,4 +1,4 @@
---- libcurl transport (blocking), on `linqwebhooks.core.http_client`.
+--- libcurl transport (blocking), on `linqwebhooks.http.http_client`.
 -- One easy handle per transport object, reused so connections stay alive.
 --
 --   local t = require("linqwebhooks.transport.curl").new{ timeout = 60, connect_timeout = 10,
@@ -13,16 +13,16 @@
 --   --   "too_large" (body over max_body), "tls" (certificate problem), "not_sent"
 --   --   (failed before the request left: always safe to retry) or nil
 --   t:close()  -- idempotent
-local core = require "linqwebhooks.core"
+local http = require "linqwebhooks.http"
 local options = require "linqwebhooks.options"
 
 local M = { name = "curl" }
 
 --- Blocking sleep between retries.
-M.sleep = core.sleep
+M.sleep = http.sleep
 
 --- Token for the User-Agent header.
-M.user_agent = "libcurl/" .. tostring(core.curl_version)
+M.user_agent = "libcurl/" .. tostring(http.curl_version)
 
 -- Response objects: `headers` is parsed from the raw header lines on first
 -- access (the client reads headers only on errors and retries).
@@ -67,7 +67,7 @@ local schema = {
 
 function M.new(opts, level)
   opts = options.check("transport.curl.new", opts, schema, (level or 1) + 1)
-  local h = core.http_client{
+  local h = http.http_client{
     timeout_ms = math.floor((opts.timeout or 60) * 1000 + 0.5),
     connect_timeout_ms = math.floor((opts.connect_timeout or 10) * 1000 + 0.5),
     ca_file = opts.ca_file,
