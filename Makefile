@@ -62,7 +62,7 @@ $(BASAN)/linqwebhooks/$(1).so: $(2) $(UTIL_SRC) $(HDRS) Makefile
 endef
 
 # the runtime module nginx workers load: verification + JSON, libcrypto and cJSON only
-CORE_MOD_SRC := $(LIB_SRC) csrc/lua/core.c csrc/lua/verify.c csrc/lua/json.c
+CORE_MOD_SRC := $(LIB_SRC) csrc/lua/core.c csrc/lua/verify.c csrc/lua/json.c csrc/lua/fileinfo.c
 $(eval $(call lwh_module,core,$(CORE_MOD_SRC),-lcjson -lcrypto,libcrypto libcjson))
 # tooling: the libcurl client transport; signals, kill, chmod, clock
 $(eval $(call lwh_module,http,csrc/lua/http.c,-lcurl,libcurl))

@@ -114,6 +114,8 @@ function Event:service() end
 ---@class linqwebhooks.HooksOptions: linqwebhooks.VerifierOptions
 ---@field dedupe? linqwebhooks.Store|boolean default a `linq.store.memory{}`; false disables
 ---@field strict? boolean default true: registering an unknown exact event type raises
+---@field secrets_file? string a secrets file (docs/subscriptions-as-code.md), re-read when it changes; instead of `secret(s)`
+---@field endpoint? string with `secrets_file`: only this endpoint's secrets (rotation marker ignored)
 
 ---What `hooks:handle` returns: answer Linq with `status` and `body`.
 ---@class linqwebhooks.HandleResult
@@ -276,6 +278,22 @@ function Subscriptions:update(id, params) end
 ---@return true|nil ok
 ---@return linqwebhooks.Error|nil err
 function Subscriptions:delete(id) end
+---Desired state: a field-by-field plan (docs/subscriptions-as-code.md).
+---@param desired { target_url: string, subscribed_events: string[], phone_numbers?: string[], is_active?: boolean }[]
+---@return { create: table[], update: { sub: linqwebhooks.Subscription, changes: table }[], delete: linqwebhooks.Subscription[], unchanged: linqwebhooks.Subscription[], rotating: linqwebhooks.Subscription[] }|nil plan
+---@return linqwebhooks.Error|nil err
+function Subscriptions:plan(desired) end
+---@param desired table[] as for plan
+---@param opts? { prune?: boolean, on_secret?: fun(sub: linqwebhooks.Subscription, secret: string), secrets_file?: string }
+---@return table|nil done the plan carried out
+---@return linqwebhooks.Error|nil err `err.done`: what was carried out before the failure
+function Subscriptions:apply(desired, opts) end
+---Secret rotation with an overlap window; resumable (state in the secrets file).
+---@param sub_or_id linqwebhooks.Subscription|string
+---@param opts { secrets_file?: string, on_secret?: fun(new_sub: linqwebhooks.Subscription, secret: string), confirm?: fun(new_sub: linqwebhooks.Subscription): boolean, timeout?: number, poll?: number, grace?: number, on_step?: fun(step: string, info: table) }
+---@return linqwebhooks.Subscription|nil new_sub
+---@return linqwebhooks.Error|nil err
+function Subscriptions:rotate(sub_or_id, opts) end
 
 ---`client.webhook_events`
 ---@class linqwebhooks.EventsResource

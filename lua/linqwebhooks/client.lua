@@ -684,6 +684,26 @@ function Subscriptions:delete(id)
   return true
 end
 
+--- :plan(desired) / :apply(desired, opts) / :rotate(sub_or_id, opts):
+-- subscriptions as code and secret rotation (linqwebhooks.subscriptions.*)
+function Subscriptions:plan(desired)
+  resource_client(self, "webhook_subscriptions:plan", 2)
+  local plan, err = require("linqwebhooks.subscriptions.desired").plan(self, desired, 2)
+  return plan, err
+end
+
+function Subscriptions:apply(desired, opts)
+  resource_client(self, "webhook_subscriptions:apply", 2)
+  local done, err = require("linqwebhooks.subscriptions.desired").apply(self, desired, opts, 2)
+  return done, err
+end
+
+function Subscriptions:rotate(sub_or_id, opts)
+  resource_client(self, "webhook_subscriptions:rotate", 2)
+  local sub, err = require("linqwebhooks.subscriptions.rotation").rotate(self, sub_or_id, opts, 2)
+  return sub, err
+end
+
 ------------------------------------------------------------------------------
 -- client.webhook_events
 

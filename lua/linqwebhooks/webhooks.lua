@@ -43,6 +43,8 @@ local function no_log() end
 M.SCHEMA = {
   secret = "string",
   secrets = "table",
+  secrets_file = "string", -- instead of secret(s): linqwebhooks.secrets_file, re-read on change
+  endpoint = "string",     -- with secrets_file: that endpoint's secrets only
   tolerance = verifier.SCHEMA.tolerance,
   scheme = verifier.SCHEMA.scheme,
   clock = "function",
@@ -66,14 +68,19 @@ function M.new(opts, level)
     error("linq.webhooks: options table expected, got " .. type(opts), level)
   end
   options.check("linq.webhooks", opts, M.SCHEMA, level)
-  if opts.secret == nil and opts.secrets == nil then
+  if opts.secret == nil and opts.secrets == nil and opts.secrets_file == nil then
     error("linq.webhooks: option 'secret' (or 'secrets') is required", level)
   end
   local vopts = {}
   for _, k in ipairs({ "secret", "secrets", "tolerance", "scheme", "clock" }) do
     vopts[k] = opts[k]
   end
-  local v = verifier.new(vopts, level, "linq.webhooks")
+  local v
+  if opts.secrets_file ~= nil or opts.endpoint ~= nil then
+    v = require("linqwebhooks.secrets_file").verifier(opts, vopts, level, "linq.webhooks")
+  else
+    v = verifier.new(vopts, level, "linq.webhooks")
+  end
   if opts.inbox ~= nil and opts.dedupe ~= nil then
     error("linq.webhooks: options 'inbox' and 'dedupe' are mutually exclusive"
       .. " (the inbox de-duplicates)", level)
