@@ -117,6 +117,7 @@ local prefix = os.getenv("LINQ_REDIS_PREFIX")
   or (redis_url and ("linqwh-example:" .. os.time() .. ":" .. sys.getpid() .. ":") or "linqwh-example:")
 
 local children, emu, client, subs = {}, nil, nil, {}
+local extra_procs = {} -- processes we do not reap ourselves (nginx workers)
 local log_offset = 0
 
 -- Relays the children's new output lines to our stdout.
@@ -416,6 +417,15 @@ local function main()
       error(c.name .. " exited at startup", 0)
     end
   end
+  if ngx_child then
+    -- the nginx workers (children of the master): checked after the stop too
+    local pids = {}
+    for pid in capture("pgrep -P " .. ngx_child.pid .. " 2>/dev/null"):gmatch("%d+") do
+      pids[#pids + 1] = pid
+      extra_procs[#extra_procs + 1] = { name = "nginx worker", pid = tonumber(pid) }
+    end
+    say("process      %-10s pids %s (nginx workers)", "receiver-2", table.concat(pids, " "))
+  end
   say("2 receivers (%s + %s), 2 workers started; triggering %d events", kinds[1], kinds[2], N)
 
   -- 5. the events
@@ -447,6 +457,9 @@ local function main()
   -- 6. stop everything, then check
   local procs = {}
   for _, c in ipairs(children) do
+    procs[#procs + 1] = c
+  end
+  for _, c in ipairs(extra_procs) do
     procs[#procs + 1] = c
   end
   procs[#procs + 1] = { name = "emulator", pid = emu.pid }
