@@ -15,6 +15,9 @@ local M = {}
 M.alive = alive
 
 local NGINX = os.getenv("LINQWH_NGINX") or "/usr/sbin/nginx"
+-- keep a sanitizer runtime preloaded into the interpreter (make asan) out
+-- of the servers (env execs them: the pid stays the server's)
+local CLEAN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
 local NGINX_MODULES = { "/usr/lib/nginx/modules/ndk_http_module.so",
                         "/usr/lib/nginx/modules/ngx_http_lua_module.so" }
 
@@ -223,7 +226,7 @@ function S:start_redis()
   assert(run("mkdir -p " .. q(dir)))
   for _ = 1, 3 do
     local port = M.free_port()
-    local c = self:spawn("redis", q(bin) .. " --port " .. port .. " --bind 127.0.0.1 --protected-mode no"
+    local c = self:spawn("redis", CLEAN_ENV .. q(bin) .. " --port " .. port .. " --bind 127.0.0.1 --protected-mode no"
       .. " --save '' --appendonly yes --appendfsync everysec --dir " .. q(dir)
       .. " --logfile " .. q(dir .. "/redis.log"), nil, "redis-server 127.0.0.1:" .. port
       .. " (--save \"\" --appendonly yes, " .. dir .. ")")
@@ -289,7 +292,7 @@ function S:start_nginx(name, port, env_file)
   f:close()
   -- a root master would run its workers as nobody: keep the checkout's user
   local user = capture("id -u") == "0" and " user root root;" or ""
-  local c = self:spawn(name, q(NGINX) .. " -p " .. q(p .. "/") .. " -c conf/nginx.conf -g "
+  local c = self:spawn(name, CLEAN_ENV .. q(NGINX) .. " -p " .. q(p .. "/") .. " -c conf/nginx.conf -g "
     .. q("daemon off;" .. user), env_file, "nginx master, 2 workers (openresty.serve, Redis"
     .. " inbox through cosockets), port " .. port)
   c.error_log = p .. "/build/scale-out/error.log"
