@@ -294,7 +294,8 @@ prism:
 	npm install --prefix build/node --no-audit --no-fund --silent \
 	  @stoplight/prism-cli@$(PRISM_VERSION) js-yaml@4
 
-# Two receivers and two workers sharing one inbox, the emulator delivering
+# Two receivers (plain Lua + nginx when available) and two workers on one Redis
+# inbox (a redis-server of its own), the emulator delivering; LINQ_INBOX=sqlite: SQLite
 .PHONY: scale-out
-scale-out: $(MODS54)
+scale-out: $(MODS54) $(MODSJIT)
 	$(ENV54) $(LUA54) examples/scale-out/run.lua
