@@ -5,7 +5,8 @@
 -- rounds; prints the best ns/op of each and the median per-round ratio.
 -- usage: lua5.4 bench/client.lua build/bench/curl_floor
 local linq = require "linqwebhooks"
-local core = require "linqwebhooks.core"
+local http = require "linqwebhooks.http"
+local process = require "linqwebhooks.process"
 local socket = require "socket"
 
 local floor_bin = assert(arg[1], "usage: client.lua PATH_TO_curl_floor")
@@ -100,11 +101,11 @@ local ok, err = pcall(function()
     if ns < best_floor then
       best_floor = ns
     end
-    local t0 = core.now_ns()
+    local t0 = process.now_ns()
     for _ = 1, ITERS do
       subs:retrieve(ID)
     end
-    local dt = (core.now_ns() - t0) / ITERS
+    local dt = (process.now_ns() - t0) / ITERS
     if dt < best_lua then
       best_lua = dt
     end
@@ -116,7 +117,7 @@ local ok, err = pcall(function()
 
   local jit = rawget(_G, "jit")
   print(string.format("linqwebhooks %s, %s, libcurl %s, nginx on loopback, %d sequential GETs x %d rounds",
-    linq.VERSION, jit and jit.version or _VERSION, core.curl_version, ITERS, ROUNDS))
+    linq.VERSION, jit and jit.version or _VERSION, http.curl_version, ITERS, ROUNDS))
   print(string.format("%-40s %12s", "operation", "ns/op (best)"))
   print(string.format("%-40s %12.0f", "client.webhook_subscriptions:retrieve", best_lua))
   print(string.format("%-40s %12.0f", "libcurl floor (bench/curl_floor.c)", best_floor))

@@ -14,8 +14,7 @@
 --
 -- Run: eval "$(make -s env)" && lua5.4 bench/dispatch.lua [iterations]
 local linq = require "linqwebhooks"
-local core = require "linqwebhooks.core"
-local now_ns = core.now_ns
+local now_ns = require("linqwebhooks.process").now_ns
 
 local N = tonumber(arg and arg[1]) or 20000
 local ROUNDS = 9

@@ -18,11 +18,6 @@ static int lwh_is_b64(unsigned char c)
            (c >= '0' && c <= '9') || c == '+' || c == '/';
 }
 
-static int lwh_is_space(unsigned char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
 static void lwh_seterr(char *errbuf, size_t errlen, size_t idx, const char *what)
 {
     if (errbuf && errlen)

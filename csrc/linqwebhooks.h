@@ -114,28 +114,48 @@ typedef struct linqwh_result {
     linqwh_scheme scheme;  /* STANDARD or LEGACY: the scheme that was checked */
     size_t key_index;      /* 0-based index of the matching secret */
     int64_t timestamp;     /* the signed timestamp */
+    int64_t skew;          /* TIMESTAMP_TOO_OLD / TOO_NEW with a VALID signature:
+                            * timestamp - now in seconds (negative: the delivery
+                            * is older than this host's clock says; positive:
+                            * it is ahead of it); 0 in every other case */
     const char *detail;    /* on failure: a static human-readable explanation */
 } linqwh_result;
 
-/* One-shot verification of a body held in memory. */
+/*
+ * One-shot verification of a body held in memory.
+ *
+ * The signature is checked even when the timestamp is outside the tolerance
+ * (the comparison stays constant-time; a stale delivery costs one HMAC, as a
+ * fresh one does). A timestamp outside the window is still refused with
+ * TIMESTAMP_TOO_OLD / TOO_NEW either way; when the signature is valid,
+ * out->skew says by how much the clocks disagree, so that a host whose clock
+ * is off can say so (Linq does not retry a 4xx answer: every event would be
+ * lost silently). The skew is only reported for authentic deliveries, so it
+ * tells an unauthenticated sender nothing.
+ */
 linqwh_status linqwh_verify(const linqwh_keyring *kr, const linqwh_headers *h,
                             const void *body, size_t body_len,
                             const linqwh_verify_opts *opts,
                             linqwh_result *out) LINQWH_API;
 
 /* Incremental verification: parse headers and check the timestamp in
- * begin (errors are reported there, before any body is read), feed the body
- * in chunks, then finish. The context copies what it needs from the headers. */
+ * begin (errors are reported there, before any body is read, with their
+ * detail in *res when res is not NULL; no skew, as no signature has been
+ * checked yet), feed the body in chunks, then finish. The context copies what
+ * it needs from the headers. */
 typedef struct linqwh_verify_ctx linqwh_verify_ctx;
 linqwh_status linqwh_verify_begin(linqwh_verify_ctx **out, const linqwh_keyring *kr,
                                   const linqwh_headers *h,
-                                  const linqwh_verify_opts *opts) LINQWH_API;
+                                  const linqwh_verify_opts *opts,
+                                  linqwh_result *res) LINQWH_API;
 linqwh_status linqwh_verify_update(linqwh_verify_ctx *ctx, const void *data,
                                    size_t len) LINQWH_API;
 linqwh_status linqwh_verify_finish(linqwh_verify_ctx *ctx, linqwh_result *out) LINQWH_API;
 void linqwh_verify_ctx_free(linqwh_verify_ctx *ctx) LINQWH_API;
 
-/* Verifies the body stored in a file, reading it in chunks. */
+/* Verifies the body stored in a file, reading it in chunks. Header errors
+ * come first; the timestamp window is reported after the signature, as by
+ * linqwh_verify (with the skew). */
 linqwh_status linqwh_verify_file(const linqwh_keyring *kr, const linqwh_headers *h,
                                  const char *path, const linqwh_verify_opts *opts,
                                  linqwh_result *out) LINQWH_API;

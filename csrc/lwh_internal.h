@@ -3,11 +3,14 @@
 #define LWH_INTERNAL_H
 
 #include <openssl/evp.h>
+#include <openssl/opensslv.h>
 #include "linqwebhooks.h"
+#include "lwh_common.h"
 
-/* Internal symbols stay hidden even when built without -fvisibility=hidden
- * (e.g. by LuaRocks' builtin backend). */
-#define LWH_HIDDEN __attribute__((visibility("hidden")))
+/* EVP_MAC (keyed HMAC contexts) needs OpenSSL 3. */
+#if !defined(OPENSSL_VERSION_MAJOR) || OPENSSL_VERSION_MAJOR < 3
+#error "linqwebhooks needs OpenSSL >= 3.0 headers (Debian 12: apt-get install libssl-dev)"
+#endif
 
 #define LWH_MAC_LEN 32          /* SHA-256 */
 #define LWH_B64_SIG_LEN 44      /* base64 of 32 bytes, padded */

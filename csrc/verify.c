@@ -12,6 +12,9 @@
 typedef struct lwh_parsed {
     linqwh_scheme scheme;
     int64_t ts;
+    int64_t skew;                 /* ts - now */
+    linqwh_status window;         /* LINQWH_OK or TIMESTAMP_TOO_OLD/NEW */
+    const char *window_detail;
     char prefix[LINQWH_MAX_ID_LEN + 1 + LINQWH_MAX_TIMESTAMP_LEN + 2];
     size_t prefix_len;            /* "{id}.{ts}." or "{ts}." */
     char tokens[LINQWH_MAX_SIGNATURES][LWH_B64_SIG_LEN];
@@ -101,6 +104,17 @@ static linqwh_status lwh_check_window(int64_t ts, const linqwh_verify_opts *o,
         return LINQWH_TIMESTAMP_TOO_NEW;
     }
     return LINQWH_OK;
+}
+
+/* The signed skew ts - now, saturated to [-INT64_MAX, INT64_MAX] (so it
+ * can be negated). */
+static int64_t lwh_skew(int64_t ts, int64_t now)
+{
+    if (ts >= now)
+        return (uint64_t)ts - (uint64_t)now > (uint64_t)INT64_MAX ? INT64_MAX
+                                                                   : (int64_t)((uint64_t)ts - (uint64_t)now);
+    return (uint64_t)now - (uint64_t)ts > (uint64_t)INT64_MAX ? -INT64_MAX
+                                                               : -(int64_t)((uint64_t)now - (uint64_t)ts);
 }
 
 /* webhook-signature: entries "version,signature" separated by single spaces. */
@@ -269,7 +283,13 @@ static linqwh_status lwh_parse(const linqwh_headers *h, const linqwh_verify_opts
         *detail = "unknown scheme";
         return LINQWH_INVALID_ARGUMENT;
     }
-    return lwh_check_window(p->ts, o, detail);
+    /* the window is checked here but reported by the caller: one-shot
+     * verification checks the signature first, so that a valid signature
+     * with a timestamp outside the window can report the clock skew */
+    p->window_detail = NULL;
+    p->window = lwh_check_window(p->ts, o, &p->window_detail);
+    p->skew = lwh_skew(p->ts, o->now);
+    return LINQWH_OK;
 }
 
 /* Compares every candidate against every key's MAC without early exit. */
@@ -297,6 +317,11 @@ static linqwh_status lwh_compare(const lwh_parsed *p, unsigned char macs[][LWH_M
     out->scheme = p->scheme;
     out->timestamp = p->ts;
     if (!found) {
+        if (p->window != LINQWH_OK) {
+            /* stale or early and not authentic: reported as before, no skew */
+            out->detail = p->window_detail;
+            return p->window;
+        }
         out->detail = p->scheme == LINQWH_SCHEME_STANDARD && p->ntokens == 0
                           ? "webhook-signature has no v1 entry"
                           : "no signature matches any secret";
@@ -304,6 +329,15 @@ static linqwh_status lwh_compare(const lwh_parsed *p, unsigned char macs[][LWH_M
     }
     out->key_index = index;
     out->detail = NULL;
+    if (p->window != LINQWH_OK) {
+        /* authentic, but outside the window: most likely a clock off on
+         * one side; the caller can report the measured skew */
+        out->skew = p->skew; /* never 0 here: |skew| > tolerance >= 0 */
+        out->detail = p->ts >= 1000000000000LL ? p->window_detail
+                      : "the signature is valid but the timestamp is outside the tolerance "
+                        "window: check this host's clock";
+        return p->window;
+    }
     return LINQWH_OK;
 }
 
@@ -317,6 +351,7 @@ static void lwh_result_init(linqwh_result *out)
     out->scheme = LINQWH_SCHEME_AUTO;
     out->key_index = 0;
     out->timestamp = 0;
+    out->skew = 0;
     out->detail = NULL;
 }
 
@@ -357,24 +392,45 @@ linqwh_status linqwh_verify(const linqwh_keyring *kr, const linqwh_headers *h,
     return st;
 }
 
-linqwh_status linqwh_verify_begin(linqwh_verify_ctx **outp, const linqwh_keyring *kr,
-                                  const linqwh_headers *h, const linqwh_verify_opts *opts)
+/* begin without the window check when defer_window (verify_file: the
+ * window is reported after the signature, as by linqwh_verify). */
+static linqwh_status lwh_begin(linqwh_verify_ctx **outp, const linqwh_keyring *kr,
+                               const linqwh_headers *h, const linqwh_verify_opts *opts,
+                               int defer_window, linqwh_result *out)
 {
     linqwh_verify_ctx *c;
     linqwh_status st;
     const char *detail = NULL;
     size_t k;
+    linqwh_result dummy;
 
-    if (!outp)
+    if (!out)
+        out = &dummy;
+    lwh_result_init(out);
+    if (!outp) {
+        out->detail = "NULL argument";
         return LINQWH_INVALID_ARGUMENT;
+    }
     *outp = NULL;
-    if (!kr || !h || !opts)
+    if (!kr || !h || !opts) {
+        out->detail = "NULL argument";
         return LINQWH_INVALID_ARGUMENT;
+    }
     c = OPENSSL_zalloc(sizeof *c);
-    if (!c)
+    if (!c) {
+        out->detail = "out of memory";
         return LINQWH_OUT_OF_MEMORY;
-    if ((st = lwh_parse(h, opts, &c->p, &detail)) != LINQWH_OK) {
-        OPENSSL_free(c);
+    }
+    st = lwh_parse(h, opts, &c->p, &detail);
+    if (st == LINQWH_OK && !defer_window && c->p.window != LINQWH_OK) {
+        st = c->p.window;
+        detail = c->p.window_detail;
+    }
+    if (st != LINQWH_OK) {
+        out->scheme = c->p.scheme;
+        out->timestamp = c->p.ts;
+        out->detail = detail;
+        OPENSSL_clear_free(c, sizeof *c);
         return st;
     }
     for (k = 0; k < kr->n; k++) {
@@ -383,11 +439,19 @@ linqwh_status linqwh_verify_begin(linqwh_verify_ctx **outp, const linqwh_keyring
         if (!c->macs[k] || !EVP_MAC_init(c->macs[k], NULL, 0, NULL) ||
             !EVP_MAC_update(c->macs[k], (const unsigned char *)c->p.prefix, c->p.prefix_len)) {
             linqwh_verify_ctx_free(c);
+            out->detail = "HMAC failed";
             return LINQWH_OUT_OF_MEMORY;
         }
     }
     *outp = c;
     return LINQWH_OK;
+}
+
+linqwh_status linqwh_verify_begin(linqwh_verify_ctx **outp, const linqwh_keyring *kr,
+                                  const linqwh_headers *h, const linqwh_verify_opts *opts,
+                                  linqwh_result *out)
+{
+    return lwh_begin(outp, kr, h, opts, 0, out);
 }
 
 linqwh_status linqwh_verify_update(linqwh_verify_ctx *c, const void *data, size_t len)
@@ -456,8 +520,6 @@ linqwh_status linqwh_verify_file(const linqwh_keyring *kr, const linqwh_headers 
     unsigned char buf[65536];
     size_t got;
     FILE *f;
-    const char *detail = NULL;
-    lwh_parsed probe;
 
     if (!out)
         return LINQWH_INVALID_ARGUMENT;
@@ -466,17 +528,15 @@ linqwh_status linqwh_verify_file(const linqwh_keyring *kr, const linqwh_headers 
         out->detail = "NULL argument";
         return LINQWH_INVALID_ARGUMENT;
     }
-    /* parse first so header errors carry their detail */
-    if ((st = lwh_parse(h, opts, &probe, &detail)) != LINQWH_OK) {
-        out->detail = detail;
+    /* headers first, so that their errors come before any I/O error */
+    if ((st = lwh_begin(&c, kr, h, opts, 1, out)) != LINQWH_OK)
         return st;
-    }
     f = fopen(path, "rb");
     if (!f) {
+        linqwh_verify_ctx_free(c);
         out->detail = "cannot open the body file";
         return LINQWH_IO_ERROR;
     }
-    st = linqwh_verify_begin(&c, kr, h, opts);
     while (st == LINQWH_OK && (got = fread(buf, 1, sizeof buf, f)) > 0)
         st = linqwh_verify_update(c, buf, got);
     if (st == LINQWH_OK && ferror(f)) {

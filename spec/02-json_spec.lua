@@ -509,13 +509,30 @@ describe("linqwebhooks.json", function()
         v = v[1]
       end
       assert.same({ 1 }, v)
-      decode_fails(nest_text(129, "1"), "^invalid JSON: nesting deeper than 128 levels$")
-      decode_fails(string.rep('{"a":', 129) .. "1" .. string.rep("}", 129), "nesting deeper than 128 levels")
+      decode_fails(nest_text(129, "1"), "^invalid JSON at byte 129: nesting deeper than 128 levels$")
+      -- the 129th '{' follows 128 times '{"a":' (5 bytes each)
+      decode_fails(string.rep('{"a":', 129) .. "1" .. string.rep("}", 129),
+        "^invalid JSON at byte 641: nesting deeper than 128 levels$")
+    end)
+
+    it("names the nesting limit beyond cJSON's own limit of 1000 levels", function()
+      -- cJSON stops at 1000 levels and reported only "invalid JSON at byte 1001"
+      decode_fails(nest_text(1001), "^invalid JSON at byte 129: nesting deeper than 128 levels$")
+      decode_fails(string.rep("[", 5000), "^invalid JSON at byte 129: nesting deeper than 128 levels$")
+      decode_fails("  " .. string.rep('{"k":', 2000), "^invalid JSON at byte 643: nesting deeper than 128 levels$")
+      -- brackets inside strings (and escaped quotes) do not count
+      decode_fails('["[[[\\"{{", ' .. nest_text(1001) .. "]",
+        "^invalid JSON at byte 140: nesting deeper than 128 levels$")
+      -- positions count the caller's bytes, also when the text holds \u0000
+      decode_fails('["\\u0000", ' .. nest_text(1001) .. "]",
+        "^invalid JSON at byte 139: nesting deeper than 128 levels$")
+      -- a syntax error before the limit is still reported as such
+      decode_fails("[1,,2" .. string.rep("[", 2000), "^invalid JSON at byte 4$")
     end)
 
     it("refuses absurdly deep input without crashing", function()
-      decode_fails(nest_text(100000))
-      decode_fails(string.rep("[", 100000))
+      decode_fails(nest_text(100000), "nesting deeper than 128 levels")
+      decode_fails(string.rep("[", 100000), "nesting deeper than 128 levels")
     end)
 
     it("encodes 128 levels of nesting and refuses 129", function()

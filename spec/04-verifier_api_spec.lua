@@ -501,6 +501,80 @@ describe("options.number (the one numeric option validator)", function()
       "linq.verifier: option 'tolerance' must be a whole number of seconds >= 0, or false")
   end)
 end)
+
+describe("clock skew (authentic deliveries outside the tolerance)", function()
+  -- err.skew = this host's clock minus the delivery's timestamp, in seconds:
+  -- positive when the delivery looks older than it is (this clock is ahead),
+  -- negative when it looks to come from the future (this clock is behind).
+  -- (The C API's linqwh_result.skew is the opposite: timestamp minus now.)
+  local h = linq.sign { secret = SECRET, body = BODY, timestamp = TS, id = "msg_skew" }
+
+  it("reports the measured skew when the signature is valid and the timestamp is old", function()
+    local v = linq.verifier { secret = SECRET, clock = fixed(TS + 412) }
+    local info, err = v:verify(BODY, h)
+    assert.is_nil(info)
+    assert.are.equal("timestamp_too_old", err.reason)
+    assert.are.equal(412, err.skew)
+    assert.are.equal("timestamp 412 s older than the 300 s tolerance, signature valid: "
+      .. "check this host's clock", err.message)
+    assert.matches("timestamp_too_old: timestamp 412 s older", tostring(err), 1, true)
+  end)
+
+  it("reports the skew of a timestamp from the future, with the configured tolerance", function()
+    local v = linq.verifier { secret = SECRET, tolerance = 10, clock = fixed(TS - 11) }
+    local _, err = v:verify(BODY, h)
+    assert.are.equal("timestamp_too_new", err.reason)
+    assert.are.equal(-11, err.skew)
+    assert.matches("timestamp 11 s in the future, beyond the 10 s tolerance", err.message, 1, true)
+  end)
+
+  it("says nothing about the clock when the signature does not match", function()
+    local v = linq.verifier { secret = SECRET, clock = fixed(TS + 412) }
+    local _, err = v:verify(BODY .. " ", h)
+    assert.are.equal("timestamp_too_old", err.reason)
+    assert.is_nil(err.skew)
+    assert.is_nil(err.message:find("412", 1, true))
+    local other = linq.verifier { secret = OTHER, clock = fixed(TS - 412) }
+    _, err = other:verify(BODY, h)
+    assert.are.equal("timestamp_too_new", err.reason)
+    assert.is_nil(err.skew)
+  end)
+
+  it("works for the legacy scheme and for linq.verify", function()
+    local lh = linq.sign { secret = SECRET, body = BODY, timestamp = TS, scheme = "legacy" }
+    local _, err = linq.verify(SECRET, BODY, lh, { clock = fixed(TS + 3600) })
+    assert.are.equal("timestamp_too_old", err.reason)
+    assert.are.equal(3600, err.skew)
+    assert.matches("3600 s older than the 300 s tolerance", err.message, 1, true)
+  end)
+
+  it("keeps the millisecond hint, with the skew", function()
+    local ms = linq.sign { secret = SECRET, body = BODY, timestamp = TS * 1000 }
+    local _, err = linq.verifier { secret = SECRET, clock = fixed(TS) }:verify(BODY, ms)
+    assert.are.equal("timestamp_too_new", err.reason)
+    assert.are.equal(TS - TS * 1000, err.skew)
+    assert.matches("milliseconds", err.message, 1, true)
+  end)
+
+  it("reports the skew in the message of verify_file too", function()
+    local path = tmpfile(BODY)
+    local v = linq.verifier { secret = SECRET, clock = fixed(TS + 412) }
+    local _, err = v:verify_file(path, h)
+    os.remove(path)
+    assert.are.equal("timestamp_too_old", err.reason)
+    assert.are.equal(412, err.skew)
+    assert.matches("timestamp 412 s older than the 300 s tolerance", err.message, 1, true)
+  end)
+
+  it("rejects in stream() before any body is read, without a skew", function()
+    local v = linq.verifier { secret = SECRET, clock = fixed(TS + 412) }
+    local s, err = v:stream(h)
+    assert.is_nil(s)
+    assert.are.equal("timestamp_too_old", err.reason)
+    assert.are.equal("timestamp is older than the tolerance allows", err.message)
+    assert.is_nil(err.skew)
+  end)
+end)
 end)
 
 -- issue 14: the FFI binding under LuaJIT, the classic one elsewhere or on request

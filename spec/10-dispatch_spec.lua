@@ -470,7 +470,7 @@ describe("linq.webhooks de-duplication", function()
     assert.same({ "claim evt_s", "release evt_s", "claim evt_s", "commit evt_s", "claim evt_s" }, calls)
   end)
 
-  it("answers 500 without dispatching when the store fails to claim", function()
+  it("answers 503 (Linq retries) without dispatching when the store fails to claim", function()
     local store = {
       claim = function() return nil, "no memory" end,
       commit = function() return true end,
@@ -480,7 +480,7 @@ describe("linq.webhooks de-duplication", function()
     local n = 0
     hooks:on("*", function() n = n + 1 end)
     local res = hooks:handle(delivery("message.received"))
-    assert.equal(500, res.status)
+    assert.equal(503, res.status)
     assert.equal("store", res.err.kind)
     assert.matches("no memory", res.err.message)
     assert.equal(0, n)
@@ -687,9 +687,10 @@ describe("store keys, full stores and leases (issue 9)", function()
     assert.equal(0, runs)
     assert.equal(1, #logged)
     assert.matches("^error: cannot claim event evt_full: dedupe store full: no room", logged[1])
-    -- any other store failure stays a 500 (not logged by the dispatcher)
+    -- any other store failure (unreachable) is a 503 too, so Linq retries
+    -- (not logged by the dispatcher)
     full.claim = function() return nil, "boom" end
-    assert.equal(500, hooks:handle(delivery("message.received", "evt_full2")).status)
+    assert.equal(503, hooks:handle(delivery("message.received", "evt_full2")).status)
     assert.equal(1, #logged)
   end)
 

@@ -3,7 +3,8 @@
 -- C http_client object's argument checks and life cycle.
 local flaky = require "support.flaky_server"
 local linq = require "linqwebhooks"
-local core = require "linqwebhooks.core"
+local http = require "linqwebhooks.http"
+local process = require "linqwebhooks.process"
 local retry = require "linqwebhooks.retry"
 local client_mod = require "linqwebhooks.client"
 
@@ -68,6 +69,42 @@ describe("linq.client options", function()
       assert.is_nil(c.base_url:find("/$"))
       c:close()
     end
+  end)
+
+  it("refuses an api_key over 8 KB or with control characters, naming api_key, never echoing it", function()
+    local long = "lk_" .. string.rep("s", client_mod.MAX_API_KEY_BYTES - 2)
+    local bad = { long, "lk_a\r\nX-Injected: 1", "lk_a\nb", "lk_a\0b", "lk_a\tb", "lk_a b", "lk_\127x" }
+    for _, key in ipairs(bad) do
+      local ok, err = pcall(linq.client, { api_key = key })
+      assert.is_false(ok)
+      assert.matches("linq.client: option 'api_key' ", err)
+      assert.is_nil(err:find(key, 1, true))
+      assert.is_nil(err:find("sss", 1, true))
+    end
+    local _, err = pcall(linq.client, { api_key = long })
+    assert.matches("is 8193 bytes long; at most 8192 are accepted", err)
+  end)
+
+  it("sends an api_key of exactly 8 KB (anything accepted works on the first call)", function()
+    local key = string.rep("k", client_mod.MAX_API_KEY_BYTES)
+    local srv = flaky.start({ { status = 200, headers = { ["Content-Type"] = "application/json" },
+                                body = '{"subscriptions":[]}' } })
+    local c = linq.client{ api_key = key, base_url = srv.url, max_retries = 0 }
+    local subs, err = c.webhook_subscriptions:list()
+    c:close()
+    local reqs = srv:requests()
+    srv:stop()
+    assert.is_nil(err)
+    assert.same({}, subs)
+    assert.equal("Bearer " .. key, reqs[1].headers.authorization)
+  end)
+
+  it("refuses header values over 8 KB and user agents over 1 KB at construction", function()
+    assert.has_error(function()
+      linq.client{ api_key = KEY, headers = { ["X-Big"] = string.rep("v", 8193) } }
+    end, "linq.client: option 'headers' value of 'X-Big' is longer than 8192 bytes")
+    assert.has_error(function() linq.client{ api_key = KEY, user_agent = string.rep("u", 1025) } end,
+      "linq.client: option 'user_agent' is longer than 1024 bytes")
   end)
 
   it("raises when a closed client is used", function()
@@ -174,7 +211,7 @@ describe("client-side validation", function()
     assert.has_error(function() subs():create{ target_url = 5, subscribed_events = { "message.sent" } } end)
     assert.has_error(function() subs():retrieve(42) end, "webhook_subscriptions:retrieve: argument 'id' must be a string, got number")
     assert.has_error(function() subs():create("x") end)
-    assert.has_error(function() subs():update("s1", { phone_numbers = core.now_ns }) end)
+    assert.has_error(function() subs():update("s1", { phone_numbers = process.now_ns }) end)
     assert.has_error(function() subs().create({ target_url = "https://e.com/x" }) end)
     assert.equal(0, #srv:requests())
   end)
@@ -251,7 +288,13 @@ describe("retry policy", function()
     end
     assert.is_false(retry.should_retry_status(409, {}, false))
     assert.is_false(retry.should_retry_status(409, { ["x-should-retry"] = "true" }, false))
-    assert.is_true(retry.should_retry_status(500, {}, false))
+    for _, s in ipairs({ 500, 502, 503, 504, 599 }) do
+      assert.is_false(retry.should_retry_status(s, {}, false))
+      assert.is_false(retry.should_retry_status(s, { ["x-should-retry"] = "true" }, false))
+    end
+    for _, s in ipairs({ 408, 429 }) do
+      assert.is_true(retry.should_retry_status(s, {}, false))
+    end
     assert.is_false(retry.should_retry_status(500, { ["x-should-retry"] = "false" }, true))
     assert.is_true(retry.should_retry_status(400, { ["x-should-retry"] = "true" }, true))
     assert.is_true(retry.should_retry_failure("timeout", nil, true))
@@ -273,16 +316,16 @@ describe("retry policy", function()
   end)
 end)
 
-describe("core.http_client", function()
+describe("http.http_client", function()
   it("checks its arguments before touching libcurl and closes idempotently", function()
-    local h = core.http_client{ timeout_ms = 1000 }
+    local h = http.http_client{ timeout_ms = 1000 }
     assert.has_error(function() h:request("BREW", "http://127.0.0.1:9/") end)
     assert.has_error(function() h:request("GET", "http://127.0.0.1:9/", { ["X-A"] = 1 }) end)
     assert.has_error(function() h:request("GET", "http://127.0.0.1:9/", { ["X-A"] = "a\r\nX-B: b" }) end)
     assert.has_error(function() h:request("GET", "http://127.0.0.1:9/", { ["X:A"] = "a" }) end)
     assert.has_error(function() h:request("GET", "http://127.0.0.1:9/", "x") end)
-    assert.has_error(function() core.http_client{ timeout_ms = "x" } end)
-    assert.has_error(function() core.http_client{ ca_file = 5 } end)
+    assert.has_error(function() http.http_client{ timeout_ms = "x" } end)
+    assert.has_error(function() http.http_client{ ca_file = 5 } end)
     local ok, kind, msg = h:request("GET", "gopher://127.0.0.1:9/")
     assert.is_nil(ok)
     assert.equal("connection", kind)
@@ -295,9 +338,9 @@ describe("core.http_client", function()
   end)
 
   it("sleeps", function()
-    local t0 = core.now_ns()
-    core.sleep(0.05)
-    assert.is_true(core.now_ns() - t0 >= 0.04e9)
+    local t0 = process.now_ns()
+    http.sleep(0.05)
+    assert.is_true(process.now_ns() - t0 >= 0.04e9)
   end)
 end)
 
@@ -313,11 +356,11 @@ describe("client ids", function()
   end)
 end)
 
-describe("core.http_client on one handle", function()
+describe("http.http_client on one handle", function()
   it("switches methods, bodies, urls and headers between requests", function()
     local srv = flaky.start({ { status = 200, body = "ok" } })
     local ok, err = pcall(function()
-      local h = core.http_client{ timeout_ms = 5000 }
+      local h = http.http_client{ timeout_ms = 5000 }
       local u = srv.url
       local plan = {
         { "POST", u .. "/a", { ["X-N"] = "1" }, '{"x":1}' },

@@ -17,7 +17,8 @@ end
 
 local function with_server(steps, client_opts, fn)
   local srv = flaky.start(steps)
-  local opts = { api_key = KEY, base_url = srv.url .. "/api/partner", timeout = 5 }
+  -- (log = false: the retry lines are spec/21-client_observability_spec.lua's subject)
+  local opts = { api_key = KEY, base_url = srv.url .. "/api/partner", timeout = 5, log = false }
   for k, v in pairs(client_opts or {}) do
     opts[k] = v
   end
@@ -118,67 +119,6 @@ describe("client retries", function()
       end)
   end)
 
-  it("obeys x-should-retry: false", function()
-    with_server({ { status = 500, headers = { ["x-should-retry"] = "false" }, body = envelope(500, 3006, "no") },
-                  { status = 200, headers = JSON, body = SUB } }, nil, function(client, srv)
-      local sub, err = client.webhook_subscriptions:retrieve("sub_1")
-      assert.is_nil(sub)
-      assert.equal("InternalServerError", err.name)
-      assert.equal(1, #srv:requests())
-    end)
-  end)
-
-  it("obeys x-should-retry: true on a status it would not retry", function()
-    with_server({ { status = 400, headers = { ["x-should-retry"] = "true", ["retry-after-ms"] = "10" },
-                    body = envelope(400, 1005, "odd") },
-                  { status = 200, headers = JSON, body = SUB } }, nil, function(client, srv)
-      local sub, err = client.webhook_subscriptions:retrieve("sub_1")
-      assert.is_nil(err)
-      assert.equal("sub_1", sub.id)
-      assert.equal(2, #srv:requests())
-    end)
-  end)
-
-  it("does not retry a 4xx without x-should-retry", function()
-    with_server({ { status = 404, body = envelope(404, 2001, "not found") } }, nil, function(client, srv)
-      local _, err = client.webhook_subscriptions:retrieve("nope")
-      assert.equal("NotFoundError", err.name)
-      assert.equal(1, #srv:requests())
-    end)
-  end)
-
-  it("retries 408 and 409 for idempotent calls", function()
-    with_server({ { status = 408, headers = { ["retry-after-ms"] = "10" }, body = "" },
-                  { status = 409, headers = { ["retry-after-ms"] = "10" }, body = envelope(409, 2014, "busy") },
-                  { status = 200, headers = JSON, body = SUB } }, nil, function(client, srv)
-      local sub, err = client.webhook_subscriptions:update("sub_1", { is_active = true })
-      assert.is_nil(err)
-      assert.equal("sub_1", sub.id)
-      assert.equal(3, #srv:requests())
-    end)
-  end)
-
-  it("retries a connection reset mid-response", function()
-    with_server({ { status = 200, headers = JSON, body = SUB, reset = true },
-                  { status = 200, headers = JSON, body = SUB } }, nil, function(client, srv)
-      local sub, err = client.webhook_subscriptions:retrieve("sub_1")
-      assert.is_nil(err)
-      assert.equal("sub_1", sub.id)
-      assert.equal(2, #srv:requests())
-    end)
-  end)
-
-  it("reports a connection reset as APIConnectionError", function()
-    with_server({ { status = 200, headers = JSON, body = SUB, reset = true } }, { max_retries = 0 },
-      function(client)
-        local sub, err = client.webhook_subscriptions:retrieve("sub_1")
-        assert.is_nil(sub)
-        assert.equal("connection", err.kind)
-        assert.equal("APIConnectionError", err.name)
-        assert.is_nil(tostring(err):find(KEY, 1, true))
-      end)
-  end)
-
   it("times out a slow response with APITimeoutError", function()
     with_server({ { status = 200, headers = JSON, body = SUB, delay = 3 } }, { timeout = 0.5, max_retries = 0 },
       function(client, srv)
@@ -236,49 +176,6 @@ describe("client retries", function()
       end)
   end)
 
-  it("never re-sends a create answered 409", function()
-    with_server({ { status = 409, body = envelope(409, 1005, "target_url already used") },
-                  { status = 201, headers = JSON, body = CREATED } }, nil, function(client, srv)
-      local sub, err = client.webhook_subscriptions:create(VALID)
-      assert.is_nil(sub)
-      assert.equal("ConflictError", err.name)
-      assert.equal(409, err.status)
-      assert.equal(1, #srv:requests())
-    end)
-  end)
-
-  it("never re-sends a create answered 409 even with x-should-retry: true", function()
-    with_server({ { status = 409, headers = { ["x-should-retry"] = "true" }, body = envelope(409, 1005, "dup") },
-                  { status = 201, headers = JSON, body = CREATED } }, nil, function(client, srv)
-      local _, err = client.webhook_subscriptions:create(VALID)
-      assert.equal("ConflictError", err.name)
-      assert.equal(1, #srv:requests())
-    end)
-  end)
-
-  it("never re-sends a create that timed out", function()
-    with_server({ { status = 201, headers = JSON, body = CREATED, delay = 2 },
-                  { status = 201, headers = JSON, body = CREATED } }, { timeout = 0.5 }, function(client, srv)
-      local sub, err = client.webhook_subscriptions:create(VALID)
-      assert.is_nil(sub)
-      assert.equal("APITimeoutError", err.name)
-      assert.equal(1, #srv:requests())
-    end)
-  end)
-
-  it("retries a create on a 500 (nothing was created) and sends the same body", function()
-    with_server({ { status = 500, headers = { ["retry-after-ms"] = "10" }, body = envelope(500, 3001, "db") },
-                  { status = 201, headers = JSON, body = CREATED } }, nil, function(client, srv)
-      local sub, err = client.webhook_subscriptions:create(VALID)
-      assert.is_nil(err)
-      assert.equal("sub_1", sub.id)
-      local reqs = srv:requests()
-      assert.equal(2, #reqs)
-      assert.equal(reqs[1].body, reqs[2].body)
-      assert.equal("application/json", reqs[1].headers["content-type"])
-    end)
-  end)
-
   it("maps every error status to its SDK name, with Linq's envelope fields", function()
     local cases = {
       { 400, 1002, "BadRequestError" }, { 401, 2004, "AuthenticationError" },
@@ -321,4 +218,115 @@ describe("client retries", function()
     assert.equal("APIConnectionError", err.name)
     assert.equal("connection", err.kind)
   end)
+end)
+
+-- Which answers are retried, per method: one row per case,
+-- { method, server behaviour (steps; "ok" = the method's success answer),
+--   expected attempts, expected error name (nil: success), client options }.
+-- create is retried only when the request cannot have been processed
+-- (408, 429, a 4xx with x-should-retry: true, a connection refused before
+-- sending); never after a 409, any 5xx, a timeout or a dropped connection.
+local function answer(status, headers, extra)
+  local h = { ["retry-after-ms"] = "10" }
+  for k, v in pairs(headers or {}) do
+    h[k] = v
+  end
+  return { status = status, headers = h, body = envelope(status, 3000 + status % 100, "failure", extra) }
+end
+
+local OK = {
+  create = { status = 201, headers = JSON, body = CREATED },
+  list = { status = 200, headers = JSON, body = '{"subscriptions":[' .. SUB .. ']}' },
+  retrieve = { status = 200, headers = JSON, body = SUB },
+  update = { status = 200, headers = JSON, body = SUB },
+  delete = { status = 204 },
+  events = { status = 200, headers = JSON, body = '{"events":["message.sent"],"doc_url":"x"}' },
+}
+
+local CALL = {
+  create = function(c) return c.webhook_subscriptions:create(VALID) end,
+  list = function(c) return c.webhook_subscriptions:list() end,
+  retrieve = function(c) return c.webhook_subscriptions:retrieve("sub_1") end,
+  update = function(c) return c.webhook_subscriptions:update("sub_1", { is_active = true }) end,
+  delete = function(c) return c.webhook_subscriptions:delete("sub_1") end,
+  events = function(c) return c.webhook_events:list() end,
+}
+
+local RETRY_TRUE = { ["x-should-retry"] = "true" }
+local RETRY_FALSE = { ["x-should-retry"] = "false" }
+local RESET = { status = 200, headers = JSON, body = SUB, reset = true }
+local SLOW = { status = 200, headers = JSON, body = SUB, delay = 0.7 } -- (the server is free again before the retry)
+local ENDLESS = { flood = { prefix = "HTTP/1.1 200 OK\r\nX-Long: ", bytes = 2 * 1024 * 1024 } }
+local ONE = { max_retries = 1 }
+local FAST = { timeout = 0.4, max_retries = 1 }
+
+local RETRY_TABLE = {
+  -- create: never re-sent once it may have reached the server
+  { "create", "500", { answer(500), "ok" }, 1, "InternalServerError" },
+  { "create", "502 from a gateway", { answer(502), "ok" }, 1, "InternalServerError" },
+  { "create", "503 from a gateway", { answer(503), "ok" }, 1, "InternalServerError" },
+  { "create", "504 from a gateway", { answer(504), "ok" }, 1, "InternalServerError" },
+  { "create", "503 with x-should-retry: true", { answer(503, RETRY_TRUE), "ok" }, 1, "InternalServerError" },
+  { "create", "409", { answer(409), "ok" }, 1, "ConflictError" },
+  { "create", "409 with x-should-retry: true", { answer(409, RETRY_TRUE), "ok" }, 1, "ConflictError" },
+  { "create", "a timeout", { SLOW, "ok" }, 1, "APITimeoutError", FAST },
+  { "create", "a connection reset mid-response", { RESET, "ok" }, 1, "APIConnectionError" },
+  { "create", "400", { answer(400), "ok" }, 1, "BadRequestError" },
+  -- create: retried when the server did not process it
+  { "create", "429", { answer(429), "ok" }, 2, nil },
+  { "create", "408", { answer(408), "ok" }, 2, nil },
+  { "create", "400 with x-should-retry: true", { answer(400, RETRY_TRUE), "ok" }, 2, nil },
+  { "create", "429 with x-should-retry: false", { answer(429, RETRY_FALSE), "ok" }, 1, "RateLimitError" },
+  -- every other method: the SDK policy
+  { "retrieve", "500", { answer(500), "ok" }, 2, nil },
+  { "list", "502", { answer(502), "ok" }, 2, nil },
+  { "delete", "503", { answer(503), "ok" }, 2, nil },
+  { "update", "504", { answer(504), "ok" }, 2, nil },
+  { "events", "500", { answer(500), "ok" }, 2, nil },
+  { "list", "503 every time", { answer(503) }, 2, "InternalServerError", ONE },
+  { "update", "409", { answer(409), "ok" }, 2, nil },
+  { "update", "408", { answer(408), "ok" }, 2, nil },
+  { "delete", "429", { answer(429), "ok" }, 2, nil },
+  { "retrieve", "500 with x-should-retry: false", { answer(500, RETRY_FALSE), "ok" }, 1, "InternalServerError" },
+  { "retrieve", "400 with x-should-retry: true", { answer(400, RETRY_TRUE), "ok" }, 2, nil },
+  { "retrieve", "404", { answer(404), "ok" }, 1, "NotFoundError" },
+  { "delete", "422", { answer(422), "ok" }, 1, "UnprocessableEntityError" },
+  { "retrieve", "a connection reset mid-response", { RESET, "ok" }, 2, nil },
+  { "retrieve", "a timeout", { SLOW, "ok" }, 2, nil, FAST },
+  -- limits of a hostile peer are not retried (libcurl's 100 KB header line)
+  { "retrieve", "an endless header line", { ENDLESS }, 1, "APIConnectionError" },
+  { "create", "an endless header line", { ENDLESS }, 1, "APIConnectionError" },
+  { "retrieve", "a 500 with max_retries = 0", { answer(500), "ok" }, 1, "InternalServerError", { max_retries = 0 } },
+}
+
+describe("client retry table", function()
+  for _, row in ipairs(RETRY_TABLE) do
+    local method, what, steps, attempts, want, opts = row[1], row[2], row[3], row[4], row[5], row[6]
+    local name = method .. " answered " .. what .. ": " .. attempts .. " attempt(s), "
+      .. (want or "success")
+    it(name, function()
+      local script = {}
+      for i, st in ipairs(steps) do
+        script[i] = st == "ok" and OK[method] or st
+      end
+      with_server(script, opts, function(client, srv)
+        local res, err = CALL[method](client)
+        if want then
+          assert.is_nil(res)
+          assert.equal(want, err.name)
+          assert.equal(attempts, err.attempts)
+        else
+          assert.is_nil(err)
+          assert.truthy(res)
+        end
+        local reqs = srv:requests()
+        assert.equal(attempts, #reqs)
+        for i = 2, #reqs do -- a retry is the same request
+          assert.equal(reqs[1].method, reqs[i].method)
+          assert.equal(reqs[1].path, reqs[i].path)
+          assert.equal(reqs[1].body, reqs[i].body)
+        end
+      end)
+    end)
+  end
 end)

@@ -3,7 +3,7 @@
 local emulator = require "linqwebhooks.emulator"
 local linq = require "linqwebhooks"
 local json = require "linqwebhooks.json"
-local core = require "linqwebhooks.core"
+local sys = require "linqwebhooks.process"
 local socket = require "socket"
 local support = require "support.receiver"
 
@@ -586,7 +586,7 @@ describe("emulator process", function()
     for _, sig in ipairs({ "TERM", "INT" }) do
       local log = os.tmpname()
       local emu = emulator.spawn{ quiet = false, log_file = log }
-      assert.is_true(core.kill(emu.pid, sig))
+      assert.is_true(sys.kill(emu.pid, sig))
       local deadline = socket.gettime() + 10
       while socket.gettime() < deadline and not emu.output():find("stopped", 1, true) do
         socket.sleep(0.02)
@@ -606,14 +606,14 @@ describe("emulator process", function()
     }))
     local pid = tonumber(parent.match)
     assert.is_true(process.alive(pid))
-    core.kill(parent.pid, "KILL")
+    sys.kill(parent.pid, "KILL")
     local deadline = socket.gettime() + 10
     while process.alive(pid) and socket.gettime() < deadline do
       socket.sleep(0.05)
     end
     local left = process.alive(pid)
     if left then
-      core.kill(pid, "KILL")
+      sys.kill(pid, "KILL")
     end
     parent.stop()
     assert.is_false(left)

@@ -39,7 +39,7 @@ local function data_schema(name, version)
 end
 
 -- Fields the emulator adds beyond the newest schema, on purpose (documented
--- in docs-notes/h5.md): the deprecated health pair of phone_number.status_updated,
+-- in docs/events.md): the deprecated health pair of phone_number.status_updated,
 -- still required by the official Node SDK 0.28.2.
 local COMPAT = {
   ["phone_number.status_updated"] = { ["$.previous_health_status"] = true, ["$.new_health_status"] = true },

@@ -20,7 +20,7 @@ local function spawn_sink()
   local code = "local COUNT_FILE = " .. string.format("%q", count) .. "\n" .. [[
     local socket = require "socket"
     local alive = require("linqwebhooks.emulator.process").alive
-    local parent = ]] .. require("linqwebhooks.core").getpid() .. [[
+    local parent = ]] .. require("linqwebhooks.process").getpid() .. [[
     local server = assert(socket.bind("127.0.0.1", 0, 2048))
     server:settimeout(0.2)
     local _, port = server:getsockname()

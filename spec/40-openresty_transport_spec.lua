@@ -2,6 +2,7 @@
 -- exercised inside a real nginx (worker_processes 2, loopback). The nginx
 -- side runs snippets POSTed to /run (loopback test server only).
 local nginx = require "support.nginx"
+local flaky = require "support.flaky_server"
 
 local available, why = nginx.available()
 
@@ -203,6 +204,15 @@ describe("linqwebhooks.transport #nginx", function()
     assert.are.equal("201|PATCH|yes|7|127.0.0.1:" .. srv.port .. '|{"a":1}|a, b', out)
   end)
 
+  nginx_it("connects to an IPv6 literal URL (brackets for nginx, Host with brackets)", function()
+    local out = run([[
+      local t = require("linqwebhooks.transport.resty").new{ timeout = 5 }
+      local res, kind, msg = t:request("GET", "http://[::ffff:127.0.0.1]:" .. PORT .. "/up/echo")
+      ngx.print(res and res.body or (kind .. "|" .. msg))
+    ]])
+    assert.are.equal("GET|nil|nil|[::ffff:127.0.0.1]:" .. srv.port .. "|", out)
+  end)
+
   nginx_it("sends Content-Length: 0 on a POST without body", function()
     local out = run([[
       local t = require("linqwebhooks.transport.resty").new{ timeout = 5 }
@@ -282,6 +292,19 @@ describe("linqwebhooks.transport #nginx", function()
     assert.matches("false|.*transport.resty.new: unknown option 'timeuot'", out)
   end)
 
+  nginx_it("refuses a proxy URL (cosockets connect directly) and accepts proxy = false", function()
+    local out = run([[
+      local R = require("linqwebhooks.transport.resty")
+      local ok1, e1 = pcall(R.new, { proxy = "http://127.0.0.1:3128" })
+      local ok2 = pcall(R.new, { proxy = false })
+      local ok3, e3 = pcall(require("linqwebhooks").client, { api_key = "k", proxy = "http://127.0.0.1:3128" })
+      ngx.print(tostring(ok1), "|", e1, "\n", tostring(ok2), "\n", tostring(ok3), "|", e3)
+    ]])
+    assert.matches("^false|.*transport.resty.new: option 'proxy' is not supported by the resty %(cosocket%)"
+      .. " transport: it always connects directly", out)
+    assert.matches("\ntrue\nfalse|.*option 'proxy' is not supported by the resty", out)
+  end)
+
   nginx_it("works in a timer started from a request", function()
     local out = run([[
       local done, result = false, nil
@@ -326,6 +349,83 @@ describe("linqwebhooks.transport #nginx", function()
       assert(ok, err)
     ]])
     assert.are.equal("1|same|0|whsec_|4", out)
+  end)
+
+  -- A hostile peer (LuaSocket, spec/support/flaky_server.lua) sends a few MB
+  -- without the line end a reader waits for, then holds the connection
+  -- open: the call must fail at once with a protocol error (before the fix it
+  -- buffered everything and waited for the timeout).
+  local FLOOD = 4 * 1024 * 1024
+  local OK_CHUNKED = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+  local floods = {
+    { "an endless header line", { prefix = "HTTP/1.1 200 OK\r\nX-Long: " },
+      "protocol error: the response header block from 127%.0%.0%.1 is longer than 307200 bytes" },
+    { "endless interim 1xx responses", { prefix = "", fill = "HTTP/1.1 100 Continue\r\n\r\n" },
+      "protocol error: the response header block from 127%.0%.0%.1 is longer than 307200 bytes" },
+    { "an endless chunk-size line", { prefix = OK_CHUNKED, fill = "0" },
+      "protocol error: a chunk%-size line from 127%.0%.0%.1 is longer than 102400 bytes" },
+    { "an endless trailer", { prefix = OK_CHUNKED .. "5\r\nhello\r\n0\r\nX-Trailer: " },
+      "protocol error: a response trailer line from 127%.0%.0%.1 is longer than 102400 bytes" },
+    { "endless trailer lines", { prefix = OK_CHUNKED .. "5\r\nhello\r\n0\r\n", fill = "X-T: 1\r\n" },
+      "protocol error: the response header block %(with trailers%) from 127%.0%.0%.1 is longer than 307200 bytes" },
+  }
+  for _, case in ipairs(floods) do
+    nginx_it("fails fast with a protocol error on " .. case[1], function()
+      local flood = case[2]
+      flood.bytes, flood.hold = FLOOD, 20
+      local peer = flaky.start({ { flood = flood } })
+      finally(function() peer:stop() end)
+      local out = run([[
+        local t = require("linqwebhooks.transport.resty").new{ timeout = 15 }
+        ngx.update_time()
+        local t0 = ngx.now()
+        local res, kind, msg, detail = t:request("GET", "http://127.0.0.1:]] .. peer.port .. [[/")
+        ngx.update_time()
+        ngx.print(tostring(res), "|", kind, "|", detail, "|", tostring(ngx.now() - t0 < 10), "|", msg)
+      ]])
+      assert.matches("^nil|connection|too_large|true|" .. case[3] .. "$", out)
+    end)
+  end
+
+  nginx_it("fails on one response header line over 100 KB", function()
+    local peer = flaky.start({ { raw = "HTTP/1.1 200 OK\r\nX-Long: " .. string.rep("a", 150 * 1024)
+      .. "\r\nContent-Length: 2\r\n\r\nok" } })
+    finally(function() peer:stop() end)
+    local out = run([[
+      local t = require("linqwebhooks.transport.resty").new{ timeout = 5 }
+      local res, kind, msg, detail = t:request("GET", "http://127.0.0.1:]] .. peer.port .. [[/")
+      ngx.print(tostring(res), "|", kind, "|", detail, "|", msg)
+    ]])
+    assert.are.equal("nil|connection|too_large|protocol error: a response header line from"
+      .. " 127.0.0.1 is longer than 102400 bytes", out)
+  end)
+
+  nginx_it("accepts headers, chunk lines and trailers just under the limits", function()
+    local body = "HTTP/1.1 200 OK\r\nX-Big: " .. string.rep("b", 100 * 1024 - 8)
+      .. "\r\nTransfer-Encoding: chunked\r\n\r\n5;" .. string.rep("e", 1000) .. "\r\nhello\r\n"
+      .. "0\r\nX-Tr: " .. string.rep("t", 90 * 1024) .. "\r\n\r\n"
+    local peer = flaky.start({ { raw = body, close = true } })
+    finally(function() peer:stop() end)
+    local out = run([[
+      local t = require("linqwebhooks.transport.resty").new{ timeout = 5 }
+      local res, kind, msg = t:request("GET", "http://127.0.0.1:]] .. peer.port .. [[/")
+      ngx.print(res and (res.status .. "|" .. #res.headers["x-big"] .. "|" .. res.body) or (kind .. "|" .. msg))
+    ]])
+    assert.are.equal("200|" .. (100 * 1024 - 8) .. "|hello", out)
+  end)
+
+  nginx_it("gives the client an APIConnectionError for an endless header, without retrying", function()
+    local peer = flaky.start({ { flood = { prefix = "HTTP/1.1 200 OK\r\nX-Long: ", bytes = FLOOD, hold = 20 } } })
+    finally(function() peer:stop() end)
+    local out = run([[
+      local c = require("linqwebhooks").client{ api_key = "k", base_url = "http://127.0.0.1:]]
+        .. peer.port .. [[", timeout = 15 }
+      local sub, err = c.webhook_subscriptions:list()
+      c:close()
+      ngx.print(tostring(sub), "|", err.name, "|", err.attempts, "|", err.message)
+    ]])
+    assert.matches("^nil|APIConnectionError|1|protocol error: the response header block", out)
+    assert.are.equal(1, #peer:requests())
   end)
 
   nginx_it("refuses any transport in set_by_lua, saying to use ngx.timer.at", function()

@@ -29,7 +29,7 @@ local C_MODULES = {
   { name = "linqwebhooks.core", main = "csrc/lua/core.c" },       -- verify, JSON: libcrypto, cJSON
   { name = "linqwebhooks.http", main = "csrc/lua/http.c" },       -- libcurl
   { name = "linqwebhooks.process", main = "csrc/lua/process.c" }, -- signals, kill, time
-  { name = "linqwebhooks.redis", main = "csrc/lua/redis.c" },     -- hiredis
+  { name = "linqwebhooks.hiredis", main = "csrc/lua/hiredis.c" }, -- hiredis
   { name = "linqwebhooks.sqlite", main = "csrc/lua/sqlite.c" },   -- libsqlite3
 }
 

@@ -70,9 +70,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (st != LINQWH_OK && r.detail == NULL)
         abort();
+    /* a skew only for authentic deliveries outside the window */
+    if (r.skew != 0 && st != LINQWH_TIMESTAMP_TOO_OLD && st != LINQWH_TIMESTAMP_TOO_NEW)
+        abort();
 
     /* the streamed path must agree */
-    st2 = linqwh_verify_begin(&ctx, kr, &h, &o);
+    st2 = linqwh_verify_begin(&ctx, kr, &h, &o, &r2);
+    if (st2 != LINQWH_OK && r2.detail == NULL)
+        abort();
     if (st2 == LINQWH_OK) {
         if (nf > 5) {
             size_t half = flen[5] / 2;

@@ -3,6 +3,7 @@
  *
  * core.json_decode(str)   -> value | nil, message
  * core.json_encode(value) -> string | nil, message
+ * core.json_members(text, first, last, names...) -> see below (linqwebhooks.scan)
  * core.json_array_mt      -> the metatable marking a table as a JSON array
  *
  * Ownership: every cJSON tree and every malloc'd buffer lives in a "box"
@@ -26,12 +27,15 @@
 #include <cJSON.h>
 #include <locale.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "lwh_lua.h"
 
 #define LWH_JSON_MAX_DEPTH 128
+/* compared by address on the decode error path */
+static const char lwh_msg_depth[] = "nesting deeper than 128 levels";
 #define LWH_JSON_ARRAY_MT "linqwebhooks.json.array"
 #define LWH_JSON_BOX_MT "linqwebhooks.json.box"
 
@@ -42,8 +46,8 @@
 #endif
 
 /* Upvalues shared by the JSON functions. */
-#define UV_ARRAY_MT lua_upvalueindex(1)
-#define UV_BOX_MT lua_upvalueindex(2)
+#define LWH_UV_ARRAY_MT lua_upvalueindex(1)
+#define LWH_UV_BOX_MT lua_upvalueindex(2)
 
 /* ------------------------------------------------------------------ box */
 
@@ -54,7 +58,7 @@ typedef struct {
     size_t scratch_cap;
 } lwh_json_box;
 
-static void box_free(lwh_json_box *b)
+static void lwh_box_free(lwh_json_box *b)
 {
     if (b->root) {
         cJSON_Delete(b->root);
@@ -71,25 +75,25 @@ static void box_free(lwh_json_box *b)
     b->scratch_cap = 0;
 }
 
-static int box_gc(lua_State *L)
+static int lwh_box_gc(lua_State *L)
 {
     lwh_json_box *b = (lwh_json_box *)lua_touserdata(L, 1);
     if (b)
-        box_free(b);
+        lwh_box_free(b);
     return 0;
 }
 
-static lwh_json_box *box_new(lua_State *L)
+static lwh_json_box *lwh_box_new(lua_State *L)
 {
     lwh_json_box *b = (lwh_json_box *)lwh_newuserdata(L, sizeof *b);
     memset(b, 0, sizeof *b);
-    lua_pushvalue(L, UV_BOX_MT);
+    lua_pushvalue(L, LWH_UV_BOX_MT);
     lua_setmetatable(L, -2);
     return b;
 }
 
 /* Returns scratch space of at least n bytes, or NULL when out of memory. */
-static char *box_scratch(lwh_json_box *b, size_t n)
+static char *lwh_box_scratch(lwh_json_box *b, size_t n)
 {
     if (n > b->scratch_cap) {
         size_t cap = n < 256 ? 256 : n;
@@ -103,7 +107,7 @@ static char *box_scratch(lwh_json_box *b, size_t n)
     return b->scratch;
 }
 
-static int arg_type_error(lua_State *L, int arg, const char *expected)
+static int lwh_arg_type_error(lua_State *L, int arg, const char *expected)
 {
     const char *msg = lua_pushfstring(L, "%s expected, got %s", expected,
                                       luaL_typename(L, arg));
@@ -121,15 +125,10 @@ typedef struct {
     int remapped;     /* strings use the NUL mapping */
     const char *err;  /* static reason */
     size_t errpos;    /* offset in text, or (size_t)-1 */
-} dec_ctx;
-
-static int is_json_ws(unsigned char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
+} lwh_dec_ctx;
 
 /* Offset in the caller's string for an offset in the (remapped) text. */
-static size_t dec_orig_pos(const dec_ctx *c, size_t pos)
+static size_t lwh_dec_orig_pos(const lwh_dec_ctx *c, size_t pos)
 {
     size_t i, orig = 0;
     if (!c->remapped)
@@ -145,7 +144,7 @@ static size_t dec_orig_pos(const dec_ctx *c, size_t pos)
     return orig;
 }
 
-static int is_hex(unsigned char ch)
+static int lwh_is_hex(unsigned char ch)
 {
     return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
 }
@@ -154,14 +153,14 @@ static int is_hex(unsigned char ch)
  * checked here). Sets *has_nul when \u0000 occurs; returns the offset of the
  * first malformed \u escape, or (size_t)-1. Backslashes only occur inside
  * strings in valid JSON, so pairing them from the start is exact there. */
-static size_t scan_escapes(const char *s, size_t len, int *has_nul)
+static size_t lwh_scan_escapes(const char *s, size_t len, int *has_nul)
 {
     const char *p = s, *end = s + len;
     *has_nul = 0;
     while ((p = (const char *)memchr(p, '\\', (size_t)(end - p))) != NULL) {
         if (end - p >= 2 && p[1] == 'u') {
-            if (end - p < 6 || !is_hex((unsigned char)p[2]) || !is_hex((unsigned char)p[3]) ||
-                !is_hex((unsigned char)p[4]) || !is_hex((unsigned char)p[5]))
+            if (end - p < 6 || !lwh_is_hex((unsigned char)p[2]) || !lwh_is_hex((unsigned char)p[3]) ||
+                !lwh_is_hex((unsigned char)p[4]) || !lwh_is_hex((unsigned char)p[5]))
                 return (size_t)(p - s);
             if (memcmp(p + 2, "0000", 4) == 0)
                 *has_nul = 1;
@@ -177,7 +176,7 @@ static size_t scan_escapes(const char *s, size_t len, int *has_nul)
 
 /* Writes the remapped copy of s into out (capacity 2 * len + 1): inside
  * strings \u0000 -> C0 80; everywhere a C0 byte -> C0 C1. Returns length. */
-static size_t remap_input(const char *s, size_t len, char *out)
+static size_t lwh_remap_input(const char *s, size_t len, char *out)
 {
     size_t i, o = 0;
     int in_string = 0;
@@ -213,11 +212,11 @@ static size_t remap_input(const char *s, size_t len, char *out)
 }
 
 /* Pushes a string decoded by cJSON, undoing the NUL mapping if active. */
-static int dec_push_string(dec_ctx *c, const char *s)
+static int lwh_dec_push_string(lwh_dec_ctx *c, const char *s)
 {
     size_t n = strlen(s);
     if (c->remapped && memchr(s, 0xC0, n) != NULL) {
-        char *out = box_scratch(c->box, n);
+        char *out = lwh_box_scratch(c->box, n);
         size_t i, o = 0;
         if (!out) {
             c->err = "out of memory";
@@ -240,7 +239,7 @@ static int dec_push_string(dec_ctx *c, const char *s)
 }
 
 /* Advances the cursor to the next number literal; sets [*start, *end). */
-static int dec_next_number(dec_ctx *c, size_t *start, size_t *end)
+static int lwh_dec_next_number(lwh_dec_ctx *c, size_t *start, size_t *end)
 {
     const char *t = c->text;
     size_t i = c->cur, n = c->len;
@@ -276,7 +275,7 @@ static int dec_next_number(dec_ctx *c, size_t *start, size_t *end)
 }
 
 /* Checks the RFC 8259 number grammar; sets *is_int for integer literals. */
-static int number_is_valid(const char *s, size_t n, int *is_int)
+static int lwh_number_is_valid(const char *s, size_t n, int *is_int)
 {
     size_t i = 0;
     *is_int = 1;
@@ -313,16 +312,16 @@ static int number_is_valid(const char *s, size_t n, int *is_int)
     return i == n;
 }
 
-static int dec_push_number(dec_ctx *c, const cJSON *item)
+static int lwh_dec_push_number(lwh_dec_ctx *c, const cJSON *item)
 {
     size_t start = 0, end = 0;
     int is_int;
-    if (dec_next_number(c, &start, &end) != 0) {
+    if (lwh_dec_next_number(c, &start, &end) != 0) {
         c->err = "internal error: number not found";
         c->errpos = (size_t)-1;
         return -1;
     }
-    if (!number_is_valid(c->text + start, end - start, &is_int)) {
+    if (!lwh_number_is_valid(c->text + start, end - start, &is_int)) {
         c->err = "malformed number";
         c->errpos = start;
         return -1;
@@ -365,7 +364,7 @@ static int dec_push_number(dec_ctx *c, const cJSON *item)
     return 0;
 }
 
-static int dec_value(dec_ctx *c, const cJSON *item, int depth)
+static int lwh_dec_value(lwh_dec_ctx *c, const cJSON *item, int depth)
 {
     lua_State *L = c->L;
     switch (item->type & 0xFF) {
@@ -379,16 +378,16 @@ static int dec_value(dec_ctx *c, const cJSON *item, int depth)
         lua_pushboolean(L, 1);
         return 0;
     case cJSON_Number:
-        return dec_push_number(c, item);
+        return lwh_dec_push_number(c, item);
     case cJSON_String:
-        return dec_push_string(c, item->valuestring ? item->valuestring : "");
+        return lwh_dec_push_string(c, item->valuestring ? item->valuestring : "");
     case cJSON_Array:
     case cJSON_Object: {
         const cJSON *ch;
         int n = 0, is_array = (item->type & 0xFF) == cJSON_Array;
         if (depth >= LWH_JSON_MAX_DEPTH) {
-            c->err = "nesting deeper than 128 levels";
-            c->errpos = (size_t)-1;
+            c->err = lwh_msg_depth;
+            c->errpos = (size_t)-1; /* found by lwh_depth_exceeded_at */
             return -1;
         }
         for (ch = item->child; ch; ch = ch->next)
@@ -398,18 +397,18 @@ static int dec_value(dec_ctx *c, const cJSON *item, int depth)
             int i = 0;
             lua_createtable(L, n, 0);
             for (ch = item->child; ch; ch = ch->next) {
-                if (dec_value(c, ch, depth + 1) != 0)
+                if (lwh_dec_value(c, ch, depth + 1) != 0)
                     return -1;
                 lua_rawseti(L, -2, ++i);
             }
-            lua_pushvalue(L, UV_ARRAY_MT);
+            lua_pushvalue(L, LWH_UV_ARRAY_MT);
             lua_setmetatable(L, -2);
         } else {
             lua_createtable(L, 0, n);
             for (ch = item->child; ch; ch = ch->next) {
-                if (dec_push_string(c, ch->string ? ch->string : "") != 0)
+                if (lwh_dec_push_string(c, ch->string ? ch->string : "") != 0)
                     return -1;
-                if (dec_value(c, ch, depth + 1) != 0)
+                if (lwh_dec_value(c, ch, depth + 1) != 0)
                     return -1;
                 lua_rawset(L, -3);
             }
@@ -423,42 +422,71 @@ static int dec_value(dec_ctx *c, const cJSON *item, int depth)
     }
 }
 
-/* Pushes nil, message and frees the box. pos is an offset in the parsed
- * text (mapped back to the caller's string), ORIG_POS(p) an offset in the
- * caller's string, or (size_t)-1 for none. */
-#define ORIG_FLAG ((size_t)1 << (sizeof(size_t) * 8 - 1))
-#define ORIG_POS(p) ((p) | ORIG_FLAG)
+/* Offset in the parsed text of the bracket that opens level
+ * LWH_JSON_MAX_DEPTH + 1, looking at the first `upto` bytes, or (size_t)-1.
+ * Only called on the error paths, to name the nesting limit and where it was
+ * crossed (cJSON's own limit, 1000 levels, only says "invalid JSON"). */
+static size_t lwh_depth_exceeded_at(const lwh_dec_ctx *c, size_t upto)
+{
+    size_t i, depth = 0;
+    int in_string = 0;
+    if (upto > c->len)
+        upto = c->len;
+    for (i = 0; i < upto; i++) {
+        unsigned char ch = (unsigned char)c->text[i];
+        if (in_string) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                in_string = 0;
+        } else if (ch == '"') {
+            in_string = 1;
+        } else if (ch == '[' || ch == '{') {
+            if (++depth > LWH_JSON_MAX_DEPTH)
+                return i;
+        } else if ((ch == ']' || ch == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return (size_t)-1;
+}
 
-static int dec_fail(lua_State *L, dec_ctx *c, const char *reason, size_t pos)
+/* Pushes nil, message and frees the box. pos is an offset in the parsed
+ * text (mapped back to the caller's string), LWH_ORIG_POS(p) an offset in the
+ * caller's string, or (size_t)-1 for none. */
+#define LWH_ORIG_FLAG ((size_t)1 << (sizeof(size_t) * 8 - 1))
+#define LWH_ORIG_POS(p) ((p) | LWH_ORIG_FLAG)
+
+static int lwh_dec_fail(lua_State *L, lwh_dec_ctx *c, const char *reason, size_t pos)
 {
     lua_pushnil(L);
     if (pos == (size_t)-1) {
         lua_pushfstring(L, "invalid JSON: %s", reason);
     } else {
         char msg[96];
-        size_t at = (pos & ORIG_FLAG) ? (pos & ~ORIG_FLAG) : dec_orig_pos(c, pos);
+        size_t at = (pos & LWH_ORIG_FLAG) ? (pos & ~LWH_ORIG_FLAG) : lwh_dec_orig_pos(c, pos);
         snprintf(msg, sizeof msg, "invalid JSON at byte %zu%s%s", at + 1, reason ? ": " : "",
                  reason ? reason : "");
         lua_pushstring(L, msg);
     }
-    box_free(c->box);
+    lwh_box_free(c->box);
     return 2;
 }
 
-static int l_json_decode(lua_State *L)
+static int lwh_l_json_decode(lua_State *L)
 {
     size_t len, i, bad_escape;
     const char *s, *end = NULL;
     int has_nul;
-    dec_ctx c;
+    lwh_dec_ctx c;
     lwh_json_box *box;
     cJSON *root;
 
     if (lua_type(L, 1) != LUA_TSTRING)
-        return arg_type_error(L, 1, "string");
+        return lwh_arg_type_error(L, 1, "string");
     s = lua_tolstring(L, 1, &len);
     lua_settop(L, 1);
-    box = box_new(L); /* index 2 */
+    box = lwh_box_new(L); /* index 2 */
 
     memset(&c, 0, sizeof c);
     c.L = L;
@@ -467,26 +495,26 @@ static int l_json_decode(lua_State *L)
     c.len = len;
     c.errpos = (size_t)-1;
 
-    for (i = 0; i < len && is_json_ws((unsigned char)s[i]); i++)
+    for (i = 0; i < len && lwh_is_space((unsigned char)s[i]); i++)
         ;
     if (i == len)
-        return dec_fail(L, &c, "empty input", (size_t)-1);
+        return lwh_dec_fail(L, &c, "empty input", (size_t)-1);
 
     {
         const char *nul = (const char *)memchr(s, '\0', len);
         if (nul)
-            return dec_fail(L, &c, "NUL byte", ORIG_POS((size_t)(nul - s)));
+            return lwh_dec_fail(L, &c, "NUL byte", LWH_ORIG_POS((size_t)(nul - s)));
     }
-    bad_escape = scan_escapes(s, len, &has_nul);
+    bad_escape = lwh_scan_escapes(s, len, &has_nul);
 
     if (has_nul) {
         if (len > ((size_t)-1 - 1) / 2) {
-            return dec_fail(L, &c, "input too large", (size_t)-1);
+            return lwh_dec_fail(L, &c, "input too large", (size_t)-1);
         }
         box->buf = (char *)cJSON_malloc(2 * len + 1);
         if (!box->buf)
             return luaL_error(L, "not enough memory");
-        c.len = remap_input(s, len, box->buf);
+        c.len = lwh_remap_input(s, len, box->buf);
         c.text = box->buf;
         c.remapped = 1;
     }
@@ -494,27 +522,33 @@ static int l_json_decode(lua_State *L)
     root = cJSON_ParseWithLengthOpts(c.text, c.len, &end, 0);
     if (!root) {
         size_t pos = (end && end >= c.text) ? (size_t)(end - c.text) : 0;
-        if (bad_escape != (size_t)-1 && dec_orig_pos(&c, pos) > bad_escape)
-            return dec_fail(L, &c, "invalid \\u escape", ORIG_POS(bad_escape));
-        return dec_fail(L, &c, NULL, pos);
+        size_t deep = lwh_depth_exceeded_at(&c, pos + 1);
+        if (bad_escape != (size_t)-1 && lwh_dec_orig_pos(&c, pos) > bad_escape &&
+            (deep == (size_t)-1 || lwh_dec_orig_pos(&c, deep) > bad_escape))
+            return lwh_dec_fail(L, &c, "invalid \\u escape", LWH_ORIG_POS(bad_escape));
+        if (deep != (size_t)-1) /* cJSON stops at its own limit (1000) */
+            return lwh_dec_fail(L, &c, lwh_msg_depth, deep);
+        return lwh_dec_fail(L, &c, NULL, pos);
     }
     box->root = root;
     if (bad_escape != (size_t)-1)
-        return dec_fail(L, &c, "invalid \\u escape", ORIG_POS(bad_escape));
+        return lwh_dec_fail(L, &c, "invalid \\u escape", LWH_ORIG_POS(bad_escape));
     {
         size_t pos = (size_t)(end - c.text);
-        while (pos < c.len && is_json_ws((unsigned char)c.text[pos]))
+        while (pos < c.len && lwh_is_space((unsigned char)c.text[pos]))
             pos++;
         if (pos < c.len)
-            return dec_fail(L, &c, "unexpected data after the JSON value", pos);
+            return lwh_dec_fail(L, &c, "unexpected data after the JSON value", pos);
     }
-    if (dec_value(&c, root, 0) != 0) {
+    if (lwh_dec_value(&c, root, 0) != 0) {
         const char *reason = c.err;
         size_t pos = c.errpos;
+        if (reason == lwh_msg_depth)
+            pos = lwh_depth_exceeded_at(&c, c.len);
         lua_settop(L, 2);
-        return dec_fail(L, &c, reason, pos);
+        return lwh_dec_fail(L, &c, reason, pos);
     }
-    box_free(box);
+    lwh_box_free(box);
     return 1;
 }
 
@@ -527,18 +561,18 @@ typedef struct {
     const void *path[LWH_JSON_MAX_DEPTH + 1]; /* tables being encoded */
     char where[160];                         /* location of the error, built on unwind */
     char msg[160];
-} enc_ctx;
+} lwh_enc_ctx;
 
-static int enc_error(enc_ctx *c, const char *msg)
+static int lwh_enc_error(lwh_enc_ctx *c, const char *msg)
 {
     snprintf(c->msg, sizeof c->msg, "%s", msg);
     c->where[0] = '\0';
     return -1;
 }
 
-#define MSG_SPARSE "cannot encode a sparse array (integer keys are not exactly 1..n)"
+#define LWH_MSG_SPARSE "cannot encode a sparse array (integer keys are not exactly 1..n)"
 
-static void enc_key_type_error(enc_ctx *c, lua_State *L, int kidx)
+static void lwh_enc_key_type_error(lwh_enc_ctx *c, lua_State *L, int kidx)
 {
     snprintf(c->msg, sizeof c->msg,
              "cannot encode a table key of type %s (keys must be strings or integers)",
@@ -547,7 +581,7 @@ static void enc_key_type_error(enc_ctx *c, lua_State *L, int kidx)
 }
 
 /* Prepends a path component ("[3]" or ".key") to c->where. */
-static void enc_where_prepend(enc_ctx *c, const char *part)
+static void lwh_enc_where_prepend(lwh_enc_ctx *c, const char *part)
 {
     size_t pl = strlen(part), wl = strlen(c->where), cap = sizeof c->where - 1;
     if (pl > cap)
@@ -559,7 +593,7 @@ static void enc_where_prepend(enc_ctx *c, const char *part)
     c->where[pl + wl] = '\0';
 }
 
-static void enc_where_key(enc_ctx *c, lua_State *L, int kidx)
+static void lwh_enc_where_key(lwh_enc_ctx *c, lua_State *L, int kidx)
 {
     char part[48];
     if (lua_type(L, kidx) == LUA_TSTRING) {
@@ -580,18 +614,18 @@ static void enc_where_key(enc_ctx *c, lua_State *L, int kidx)
     } else {
         snprintf(part, sizeof part, "[%s]", luaL_typename(L, kidx));
     }
-    enc_where_prepend(c, part);
+    lwh_enc_where_prepend(c, part);
 }
 
 /* Creates a cJSON string for the Lua string at idx, remapping NULs. */
-static cJSON *enc_string(enc_ctx *c, const char *s, size_t n)
+static cJSON *lwh_enc_string(lwh_enc_ctx *c, const char *s, size_t n)
 {
     if (memchr(s, '\0', n) || memchr(s, 0xC0, n)) {
         size_t i, o = 0;
         char *out;
         if (n > ((size_t)-1 - 1) / 2)
             return NULL;
-        out = box_scratch(c->box, 2 * n + 1);
+        out = lwh_box_scratch(c->box, 2 * n + 1);
         if (!out)
             return NULL;
         for (i = 0; i < n; i++) {
@@ -614,7 +648,7 @@ static cJSON *enc_string(enc_ctx *c, const char *s, size_t n)
 }
 
 /* Formats a finite double so that it reads back exactly. */
-static void format_double(char *buf, size_t size, double d)
+static void lwh_format_double(char *buf, size_t size, double d)
 {
     int prec;
     char point = '.';
@@ -631,7 +665,7 @@ static void format_double(char *buf, size_t size, double d)
         *p = '.';
 }
 
-static cJSON *enc_number(enc_ctx *c, lua_State *L, int idx)
+static cJSON *lwh_enc_number(lwh_enc_ctx *c, lua_State *L, int idx)
 {
     char buf[64];
 #if LWH_HAVE_INTEGERS
@@ -643,17 +677,17 @@ static cJSON *enc_number(enc_ctx *c, lua_State *L, int idx)
     {
         double d = (double)lua_tonumber(L, idx);
         if (isnan(d) || isinf(d)) {
-            enc_error(c, isnan(d) ? "cannot encode NaN" : "cannot encode an infinite number");
+            lwh_enc_error(c, isnan(d) ? "cannot encode NaN" : "cannot encode an infinite number");
             return NULL;
         }
-        format_double(buf, sizeof buf, d);
+        lwh_format_double(buf, sizeof buf, d);
         return cJSON_CreateRaw(buf);
     }
 }
 
 /* True when the key at idx is an integer (an integral double within
  * +-2^53 on Lua 5.1); stores it in *out. */
-static int key_integer(lua_State *L, int idx, lua_Integer *out)
+static int lwh_key_integer(lua_State *L, int idx, lua_Integer *out)
 {
 #if LWH_HAVE_INTEGERS
     if (lua_isinteger(L, idx)) {
@@ -675,9 +709,9 @@ static int key_integer(lua_State *L, int idx, lua_Integer *out)
 #endif
 }
 
-static int enc_value(enc_ctx *c, int idx, int depth, cJSON **out);
+static int lwh_enc_value(lwh_enc_ctx *c, int idx, int depth, cJSON **out);
 
-static int enc_attach(enc_ctx *c, cJSON *parent, const char *key, size_t klen, cJSON *item)
+static int lwh_enc_attach(lwh_enc_ctx *c, cJSON *parent, const char *key, size_t klen, cJSON *item)
 {
     if (!parent) {
         c->box->root = item;
@@ -686,7 +720,7 @@ static int enc_attach(enc_ctx *c, cJSON *parent, const char *key, size_t klen, c
     if (!key) {
         if (!cJSON_AddItemToArray(parent, item)) {
             cJSON_Delete(item);
-            return enc_error(c, "out of memory");
+            return lwh_enc_error(c, "out of memory");
         }
         return 0;
     }
@@ -696,10 +730,10 @@ static int enc_attach(enc_ctx *c, cJSON *parent, const char *key, size_t klen, c
         const char *k = key;
         cJSON_bool ok;
         if (memchr(key, '\0', klen) || memchr(key, 0xC0, klen)) {
-            tmp = enc_string(c, key, klen);
+            tmp = lwh_enc_string(c, key, klen);
             if (!tmp) {
                 cJSON_Delete(item);
-                return enc_error(c, "out of memory");
+                return lwh_enc_error(c, "out of memory");
             }
             k = tmp->valuestring;
         }
@@ -708,14 +742,14 @@ static int enc_attach(enc_ctx *c, cJSON *parent, const char *key, size_t klen, c
             cJSON_Delete(tmp);
         if (!ok) {
             cJSON_Delete(item);
-            return enc_error(c, "out of memory");
+            return lwh_enc_error(c, "out of memory");
         }
     }
     return 0;
 }
 
 /* Encodes the table at idx into a new array or object attached to parent. */
-static int enc_table(enc_ctx *c, int idx, int depth, cJSON *parent, const char *key,
+static int lwh_enc_table(lwh_enc_ctx *c, int idx, int depth, cJSON *parent, const char *key,
                      size_t klen)
 {
     lua_State *L = c->L;
@@ -725,15 +759,15 @@ static int enc_table(enc_ctx *c, int idx, int depth, cJSON *parent, const char *
     cJSON *node;
 
     if (depth >= LWH_JSON_MAX_DEPTH)
-        return enc_error(c, "cannot encode tables nested deeper than 128 levels");
+        return lwh_enc_error(c, "cannot encode tables nested deeper than 128 levels");
     for (i = 0; i < depth; i++)
         if (c->path[i] == self)
-            return enc_error(c, "cannot encode a table that contains itself (cycle)");
+            return lwh_enc_error(c, "cannot encode a table that contains itself (cycle)");
     c->path[depth] = self;
     luaL_checkstack(L, 6, "JSON nesting");
 
     if (lua_getmetatable(L, idx)) {
-        marked = lua_rawequal(L, -1, UV_ARRAY_MT);
+        marked = lua_rawequal(L, -1, LWH_UV_ARRAY_MT);
         lua_pop(L, 1);
     }
     n = lwh_rawlen(L, idx);
@@ -744,33 +778,33 @@ static int enc_table(enc_ctx *c, int idx, int depth, cJSON *parent, const char *
         lua_pushnil(L);
         while (lua_next(L, idx) != 0) {
             lua_Integer k = 0;
-            int is_int = key_integer(L, -2, &k);
+            int is_int = lwh_key_integer(L, -2, &k);
             count++;
             if (!is_int || k < 1 || (size_t)k > n) {
                 if (lua_type(L, -2) == LUA_TSTRING) {
-                    enc_error(c, "cannot encode a table mixing array and object keys");
+                    lwh_enc_error(c, "cannot encode a table mixing array and object keys");
                 } else if (is_int) {
-                    enc_error(c, MSG_SPARSE);
+                    lwh_enc_error(c, LWH_MSG_SPARSE);
                 } else {
-                    enc_key_type_error(c, L, -2);
+                    lwh_enc_key_type_error(c, L, -2);
                 }
                 return -1;
             }
             lua_pop(L, 1);
         }
         if (count != n)
-            return enc_error(c, MSG_SPARSE);
+            return lwh_enc_error(c, LWH_MSG_SPARSE);
         node = cJSON_CreateArray();
         if (!node)
-            return enc_error(c, "out of memory");
-        if (enc_attach(c, parent, key, klen, node) != 0)
+            return lwh_enc_error(c, "out of memory");
+        if (lwh_enc_attach(c, parent, key, klen, node) != 0)
             return -1;
         for (i = 1; (size_t)i <= n; i++) {
             char part[32];
             lua_rawgeti(L, idx, i);
-            if (enc_value(c, lua_gettop(L), depth + 1, &node) != 0) {
+            if (lwh_enc_value(c, lua_gettop(L), depth + 1, &node) != 0) {
                 snprintf(part, sizeof part, "[%d]", i);
-                enc_where_prepend(c, part);
+                lwh_enc_where_prepend(c, part);
                 return -1;
             }
             lua_pop(L, 1);
@@ -780,23 +814,23 @@ static int enc_table(enc_ctx *c, int idx, int depth, cJSON *parent, const char *
 
     node = cJSON_CreateObject();
     if (!node)
-        return enc_error(c, "out of memory");
-    if (enc_attach(c, parent, key, klen, node) != 0)
+        return lwh_enc_error(c, "out of memory");
+    if (lwh_enc_attach(c, parent, key, klen, node) != 0)
         return -1;
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
         int top = lua_gettop(L);
         if (lua_type(L, -2) != LUA_TSTRING) {
             lua_Integer k;
-            if (key_integer(L, -2, &k)) {
-                enc_error(c, MSG_SPARSE);
+            if (lwh_key_integer(L, -2, &k)) {
+                lwh_enc_error(c, LWH_MSG_SPARSE);
             } else {
-                enc_key_type_error(c, L, -2);
+                lwh_enc_key_type_error(c, L, -2);
             }
             return -1;
         }
-        if (enc_value(c, top, depth + 1, &node) != 0) {
-            enc_where_key(c, L, top - 1);
+        if (lwh_enc_value(c, top, depth + 1, &node) != 0) {
+            lwh_enc_where_key(c, L, top - 1);
             return -1;
         }
         lua_settop(L, top - 1);
@@ -806,7 +840,7 @@ static int enc_table(enc_ctx *c, int idx, int depth, cJSON *parent, const char *
 
 /* Encodes the value at idx. *parent is the container to attach to (NULL for
  * the root). For object members the key is at idx - 1. */
-static int enc_value(enc_ctx *c, int idx, int depth, cJSON **parentp)
+static int lwh_enc_value(lwh_enc_ctx *c, int idx, int depth, cJSON **parentp)
 {
     lua_State *L = c->L;
     cJSON *parent = parentp ? *parentp : NULL;
@@ -819,19 +853,19 @@ static int enc_value(enc_ctx *c, int idx, int depth, cJSON **parentp)
 
     switch (lua_type(L, idx)) {
     case LUA_TTABLE:
-        return enc_table(c, idx, depth, parent, key, klen);
+        return lwh_enc_table(c, idx, depth, parent, key, klen);
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
-        item = enc_string(c, s, n);
+        item = lwh_enc_string(c, s, n);
         if (!item)
-            return enc_error(c, "out of memory");
+            return lwh_enc_error(c, "out of memory");
         break;
     }
     case LUA_TNUMBER:
-        item = enc_number(c, L, idx);
+        item = lwh_enc_number(c, L, idx);
         if (!item)
-            return c->msg[0] ? -1 : enc_error(c, "out of memory");
+            return c->msg[0] ? -1 : lwh_enc_error(c, "out of memory");
         break;
     case LUA_TBOOLEAN:
         item = cJSON_CreateBool(lua_toboolean(L, idx));
@@ -841,35 +875,35 @@ static int enc_value(enc_ctx *c, int idx, int depth, cJSON **parentp)
             item = cJSON_CreateNull();
             break;
         }
-        return enc_error(c, "cannot encode a light userdata (only json.null)");
+        return lwh_enc_error(c, "cannot encode a light userdata (only json.null)");
     default: {
         char m[80];
         snprintf(m, sizeof m, "cannot encode a %s value", luaL_typename(L, idx));
-        return enc_error(c, m);
+        return lwh_enc_error(c, m);
     }
     }
     if (!item)
-        return enc_error(c, "out of memory");
-    return enc_attach(c, parent, key, klen, item);
+        return lwh_enc_error(c, "out of memory");
+    return lwh_enc_attach(c, parent, key, klen, item);
 }
 
-static int l_json_encode(lua_State *L)
+static int lwh_l_json_encode(lua_State *L)
 {
-    enc_ctx ctx, *c = &ctx; /* plain C data: nothing to free on a Lua error */
+    lwh_enc_ctx ctx, *c = &ctx; /* plain C data: nothing to free on a Lua error */
     lwh_json_box *box;
     char *out;
 
     if (lua_isnoneornil(L, 1))
-        return arg_type_error(L, 1, "value");
+        return lwh_arg_type_error(L, 1, "value");
     lua_settop(L, 1);
-    box = box_new(L); /* index 2 */
+    box = lwh_box_new(L); /* index 2 */
     memset(c, 0, sizeof *c);
     c->L = L;
     c->box = box;
 
-    if (enc_value(c, 1, 0, NULL) != 0) {
+    if (lwh_enc_value(c, 1, 0, NULL) != 0) {
         lua_settop(L, 2);
-        box_free(box);
+        lwh_box_free(box);
         lua_pushnil(L);
         if (c->where[0])
             lua_pushfstring(L, "%s (at %s)", c->msg,
@@ -906,8 +940,62 @@ static int l_json_encode(lua_State *L)
         }
         luaL_pushresult(&b);
     }
-    box_free(box);
+    lwh_box_free(box);
     return 1;
+}
+
+/* ------------------------------------------------------------ members */
+
+/*
+ * core.json_members(text, first, last, name1, ..., nameN)
+ *   -> status, then kind, a, b for each name
+ * The Lua face of linqwh_json_members (csrc/ffi.c; linqwebhooks.scan uses it
+ * where there is no FFI): scans text:sub(first, last), which should be a
+ * JSON object, for the members name1..nameN (N <= 16) without decoding
+ * anything. status: 1 valid JSON object, 0 not valid, -1 unsure. kind: 0
+ * absent, 1 a string without escapes, 2 any other value; a and b: the
+ * 1-based positions in text of the string's content (kind 1) or of the
+ * value's text (kind 2), 0 and -1 when absent.
+ */
+#define LWH_SCAN_MAX_NAMES 16
+
+int linqwh_json_members(const char *text, size_t len, const char *const *names, int n,
+                        int64_t *spans, int *kinds);
+
+static int lwh_l_json_members(lua_State *L);
+
+static int lwh_l_json_members(lua_State *L)
+{
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    lua_Integer first = luaL_checkinteger(L, 2);
+    lua_Integer last = luaL_checkinteger(L, 3);
+    int n = lua_gettop(L) - 3, i, st;
+    const char *names[LWH_SCAN_MAX_NAMES];
+    int64_t spans[2 * LWH_SCAN_MAX_NAMES];
+    int kinds[LWH_SCAN_MAX_NAMES];
+
+    if (n < 1 || n > LWH_SCAN_MAX_NAMES)
+        return luaL_error(L, "json_members: 1 to %d names", LWH_SCAN_MAX_NAMES);
+    if (first < 1 || last < first - 1 || (size_t)last > len)
+        return luaL_argerror(L, 2, "range out of the string");
+    for (i = 0; i < n; i++)
+        names[i] = luaL_checkstring(L, 4 + i);
+    st = linqwh_json_members(text + (first - 1), (size_t)(last - first + 1), names, n, spans,
+                             kinds);
+    luaL_checkstack(L, 1 + 3 * n, "json_members");
+    lua_pushinteger(L, st);
+    for (i = 0; i < n; i++) {
+        lua_Integer a = 0, b = -1;
+        if (st == 1 && kinds[i] != 0) {
+            a = (first - 1) + (lua_Integer)spans[2 * i] + 1;
+            b = a + (lua_Integer)spans[2 * i + 1] - 1;
+        }
+        lua_pushinteger(L, st == 1 ? kinds[i] : 0);
+        lua_pushinteger(L, a);
+        lua_pushinteger(L, b);
+    }
+    return 1 + 3 * n;
 }
 
 /* ------------------------------------------------------------------ open */
@@ -915,14 +1003,15 @@ static int l_json_encode(lua_State *L)
 void lwh_json_open(lua_State *L)
 {
     static const luaL_Reg fns[] = {
-        {"json_decode", l_json_decode},
-        {"json_encode", l_json_encode},
+        {"json_decode", lwh_l_json_decode},
+        {"json_encode", lwh_l_json_encode},
+        {"json_members", lwh_l_json_members},
         {NULL, NULL},
     };
     luaL_newmetatable(L, LWH_JSON_ARRAY_MT);
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "json_array_mt");
-    lwh_new_class(L, LWH_JSON_BOX_MT, NULL, NULL, box_gc);
+    lwh_new_class(L, LWH_JSON_BOX_MT, NULL, NULL, lwh_box_gc);
     luaL_getmetatable(L, LWH_JSON_BOX_MT);
     /* stack: module, array_mt, box_mt */
     lwh_setfuncs(L, fns, 2);

@@ -2,6 +2,10 @@
  * lwh_lua.h -- internal header shared by the Lua bindings (the files in csrc/lua).
  * Written against the Lua 5.4 API; prefixed shims cover Lua 5.1 / LuaJIT 2.1.
  * Never defines an unprefixed luaL_* symbol (LuaJIT exports several).
+ *
+ * Each C module (linqwebhooks.core, .http, .process, ...) is its own shared
+ * object built from its own files plus util.c; only its luaopen_* function
+ * is exported (LWH_EXPORT), everything else is static or LWH_HIDDEN.
  */
 #ifndef LWH_LUA_H
 #define LWH_LUA_H
@@ -9,12 +13,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 #include <stddef.h>
-
-#define LWH_EXPORT __attribute__((visibility("default")))
-/* Every non-static function of the bindings is declared here with
- * LWH_HIDDEN, so only luaopen_linqwebhooks_core is exported even when the
- * build does not pass -fvisibility=hidden (LuaRocks' builtin backend). */
-#define LWH_HIDDEN __attribute__((visibility("hidden")))
+#include "lwh_common.h"
 
 #if LUA_VERSION_NUM < 502
 LWH_HIDDEN void lwh_setfuncs(lua_State *L, const luaL_Reg *l, int nup);
@@ -32,19 +31,23 @@ LWH_HIDDEN void lwh_setmetatable(lua_State *L, const char *tname);
 #endif
 #endif
 
-/* Creates (or fetches) the metatable tname with methods in its __index,
- * metamethods set directly; leaves nothing on the stack. destroy is bound to
- * __gc, __close (5.4) and the "close" method. */
+/* util.c: creates (or fetches) the metatable tname with methods in its
+ * __index, metamethods set directly; leaves nothing on the stack. destroy is
+ * bound to __gc, __close (5.4) and the "close" method. */
 LWH_HIDDEN void lwh_new_class(lua_State *L, const char *tname, const luaL_Reg *methods,
-                   const luaL_Reg *metamethods, lua_CFunction destroy);
+                              const luaL_Reg *metamethods, lua_CFunction destroy);
 
-/* Pushes a monotonic clock reading in nanoseconds (bench helper). */
-LWH_HIDDEN int lwh_l_now_ns(lua_State *L);
-
-/* Per-concern initialisers: each adds its functions to the table at -1. */
+/* linqwebhooks.core's per-concern initialisers (verify.c, json.c): each adds
+ * its functions to the table at -1. */
 LWH_HIDDEN void lwh_verify_open(lua_State *L);
 LWH_HIDDEN void lwh_json_open(lua_State *L);
-LWH_HIDDEN void lwh_http_open(lua_State *L);
-LWH_HIDDEN void lwh_process_open(lua_State *L);
+LWH_HIDDEN void lwh_fileinfo_open(lua_State *L);
+
+/* The entry points, one per shared object. */
+LWH_EXPORT int luaopen_linqwebhooks_core(lua_State *L);
+LWH_EXPORT int luaopen_linqwebhooks_http(lua_State *L);
+LWH_EXPORT int luaopen_linqwebhooks_process(lua_State *L);
+LWH_EXPORT int luaopen_linqwebhooks_hiredis(lua_State *L);   /* hiredis.c */
+LWH_EXPORT int luaopen_linqwebhooks_sqlite(lua_State *L);  /* sqlite.c (libsqlite3) */
 
 #endif

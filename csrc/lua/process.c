@@ -1,18 +1,19 @@
-/* process.c -- small process helpers for the emulator and the test receivers:
- * a SIGTERM/SIGINT flag (sigaction, no Lua code runs in the handler), the
- * process id, sending a signal to a child and waiting (bounded) for it.
+/* process.c -- linqwebhooks.process: small process primitives for the
+ * plain-Lua receiver, the emulator, the specs and the benchmarks (tooling:
+ * nginx workers never load it). A SIGTERM/SIGINT flag (sigaction, no Lua
+ * code runs in the handler), the process id, sending a signal, chmod and a
+ * monotonic clock.
  *
- *   core.signal_watch()        install the handlers (idempotent) -> true
- *   core.signal_pending()      -> "SIGTERM" | "SIGINT" | nil (the flag is not cleared)
- *   core.signal_unwatch()      restore the handlers signal_watch replaced and clear
- *                              the flag (idempotent) -> true
- *   core.getpid()              -> integer
- *   core.kill(pid, "TERM"|"KILL"|"INT"|0) -> true | nil, message
+ *   local process = require "linqwebhooks.process"
+ *   process.signal_watch()     install the handlers (idempotent) -> true
+ *   process.signal_pending()   -> "SIGTERM" | "SIGINT" | nil (the flag is not cleared)
+ *   process.signal_unwatch()   restore the previous handlers, clear the flag -> true
+ *   process.getpid()           -> integer
+ *   process.kill(pid, "TERM"|"KILL"|"INT"|0) -> true | nil, message
  *                                 (0 = probe: true while the process exists)
- *   core.waitpid(pid)          -> exit code (or 128 + signal) | nil ("running"/message)
- *                                 non-blocking (WNOHANG); only for our own children
- *   core.chmod(path, mode)     -> true | nil, message (e.g. 384 = 0600 for files
+ *   process.chmod(path, mode)  -> true | nil, message (e.g. 384 = 0600 for files
  *                                 holding signing secrets)
+ *   process.now_ns()           -> monotonic clock reading in nanoseconds (a number)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -20,13 +21,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include "lwh_lua.h"
 
 static volatile sig_atomic_t lwh_signal_seen = 0;
 static int lwh_signal_installed = 0;
-static struct sigaction lwh_signal_old_term, lwh_signal_old_int;
+static struct sigaction lwh_prev_term, lwh_prev_int;
 
 static void lwh_on_signal(int sig)
 {
@@ -41,11 +42,11 @@ static int lwh_l_signal_watch(lua_State *L)
         sa.sa_handler = lwh_on_signal;
         sigemptyset(&sa.sa_mask);
         sa.sa_flags = SA_RESTART; /* blocking I/O resumes; select() still returns early */
-        if (sigaction(SIGTERM, &sa, &lwh_signal_old_term) != 0)
+        if (sigaction(SIGTERM, &sa, &lwh_prev_term) != 0)
             return luaL_error(L, "signal_watch: sigaction failed: %s", strerror(errno));
-        if (sigaction(SIGINT, &sa, &lwh_signal_old_int) != 0) {
+        if (sigaction(SIGINT, &sa, &lwh_prev_int) != 0) {
             int e = errno;
-            sigaction(SIGTERM, &lwh_signal_old_term, NULL);
+            sigaction(SIGTERM, &lwh_prev_term, NULL);
             return luaL_error(L, "signal_watch: sigaction failed: %s", strerror(e));
         }
         lwh_signal_installed = 1;
@@ -54,11 +55,13 @@ static int lwh_l_signal_watch(lua_State *L)
     return 1;
 }
 
+/* signal_unwatch(): puts back the handlers signal_watch replaced and clears
+ * the flag (idempotent), so a later SIGTERM acts as it did before. */
 static int lwh_l_signal_unwatch(lua_State *L)
 {
     if (lwh_signal_installed) {
-        sigaction(SIGTERM, &lwh_signal_old_term, NULL);
-        sigaction(SIGINT, &lwh_signal_old_int, NULL);
+        sigaction(SIGTERM, &lwh_prev_term, NULL);
+        sigaction(SIGINT, &lwh_prev_int, NULL);
         lwh_signal_installed = 0;
     }
     lwh_signal_seen = 0;
@@ -109,33 +112,6 @@ static int lwh_l_kill(lua_State *L)
     return 1;
 }
 
-static int lwh_l_waitpid(lua_State *L)
-{
-    pid_t pid = lwh_checkpid(L, 1);
-    int status = 0;
-    pid_t r;
-    do {
-        r = waitpid(pid, &status, WNOHANG);
-    } while (r < 0 && errno == EINTR);
-    if (r == 0) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "running");
-        return 2;
-    }
-    if (r < 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, strerror(errno));
-        return 2;
-    }
-    if (WIFEXITED(status))
-        lua_pushinteger(L, WEXITSTATUS(status));
-    else if (WIFSIGNALED(status))
-        lua_pushinteger(L, 128 + WTERMSIG(status));
-    else
-        lua_pushinteger(L, -1);
-    return 1;
-}
-
 static int lwh_l_chmod(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
@@ -151,7 +127,15 @@ static int lwh_l_chmod(lua_State *L)
     return 1;
 }
 
-void lwh_process_open(lua_State *L)
+static int lwh_l_now_ns(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec * 1e9 + (lua_Number)ts.tv_nsec);
+    return 1;
+}
+
+int luaopen_linqwebhooks_process(lua_State *L)
 {
     static const luaL_Reg fns[] = {
         { "signal_watch", lwh_l_signal_watch },
@@ -159,9 +143,11 @@ void lwh_process_open(lua_State *L)
         { "signal_unwatch", lwh_l_signal_unwatch },
         { "getpid", lwh_l_getpid },
         { "kill", lwh_l_kill },
-        { "waitpid", lwh_l_waitpid },
         { "chmod", lwh_l_chmod },
+        { "now_ns", lwh_l_now_ns },
         { NULL, NULL }
     };
+    lua_newtable(L);
     lwh_setfuncs(L, fns, 0);
+    return 1;
 }

@@ -4,12 +4,13 @@
  * results are pushed afterwards: no Lua error can unwind through OpenSSL.
  */
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "lwh_lua.h"
-#include "../linqwebhooks.h"
+#include "linqwebhooks.h"
 
 #define LWH_KEYRING "linqwebhooks.Keyring"
 #define LWH_STREAM "linqwebhooks.VerifyStream"
@@ -263,18 +264,53 @@ static void lwh_read_opts(lua_State *L, int first, linqwh_verify_opts *o)
                                  "tolerance must be a finite number");
 }
 
+/* The failure message: the core's detail, or for an authentic delivery
+ * outside the window (r->skew != 0, see linqwh_result) the measured skew. */
+static const char *lwh_failure_message(const linqwh_result *r, linqwh_status st,
+                                       int64_t tolerance, char *buf, size_t len)
+{
+    if (r->skew != 0 && r->timestamp < 1000000000000LL && tolerance >= 0) {
+        if (r->skew < 0)
+            snprintf(buf, len, "timestamp %lld s older than the %lld s tolerance, signature valid: "
+                     "check this host's clock", -(long long)r->skew, (long long)tolerance);
+        else
+            snprintf(buf, len, "timestamp %lld s in the future, beyond the %lld s tolerance, "
+                     "signature valid: check this host's clock", (long long)r->skew,
+                     (long long)tolerance);
+        return buf;
+    }
+    return r->detail ? r->detail : linqwh_status_reason(st);
+}
+
+static void lwh_push_i64(lua_State *L, int64_t v)
+{
+#if LUA_VERSION_NUM >= 503
+    lua_pushinteger(L, (lua_Integer)v);
+#else
+    lua_pushnumber(L, (lua_Number)v);
+#endif
+}
+
 /*
  * success: info table { scheme, key_index (1-based), timestamp, id (Standard
- * only) }; failure: nil, reason, detail. h may be NULL (no id to report).
+ * only) }; failure: nil, reason, message[, skew]. In Lua the skew is this
+ * host's clock minus the timestamp (positive: the delivery looks old, this
+ * clock is ahead), the opposite sign of linqwh_result.skew, so that err.skew,
+ * the receiver's and nginx's log lines all read the same way.
+ * h may be NULL (no id to report).
  */
 static int lwh_push_result(lua_State *L, linqwh_status st, const linqwh_result *r,
-                           const linqwh_headers *h)
+                           const linqwh_headers *h, int64_t tolerance)
 {
     if (st != LINQWH_OK) {
+        char msg[160];
         lua_pushnil(L);
         lua_pushstring(L, linqwh_status_reason(st));
-        lua_pushstring(L, r->detail ? r->detail : linqwh_status_reason(st));
-        return 3;
+        lua_pushstring(L, lwh_failure_message(r, st, tolerance, msg, sizeof msg));
+        if (r->skew == 0)
+            return 3;
+        lwh_push_i64(L, -r->skew);
+        return 4;
     }
     lua_createtable(L, 0, 4);
     lua_pushvalue(L, lua_upvalueindex(LWH_UV_SCHEME));
@@ -293,11 +329,7 @@ static int lwh_push_result(lua_State *L, linqwh_status st, const linqwh_result *
     lua_pushinteger(L, (lua_Integer)r->key_index + 1);
     lua_rawset(L, -3);
     lua_pushvalue(L, lua_upvalueindex(LWH_UV_TIMESTAMP));
-#if LUA_VERSION_NUM >= 503
-    lua_pushinteger(L, (lua_Integer)r->timestamp);
-#else
-    lua_pushnumber(L, (lua_Number)r->timestamp);
-#endif
+    lwh_push_i64(L, r->timestamp);
     lua_rawset(L, -3);
     return 1;
 }
@@ -335,7 +367,7 @@ static int lwh_l_verify_file(lua_State *L)
     if ((herr = lwh_read_call(L, 3, &h, &o)) != NULL)
         return lwh_push_header_error(L, herr);
     st = linqwh_verify_file(kr, &h, path, &o, &r);
-    return lwh_push_result(L, st, &r, &h);
+    return lwh_push_result(L, st, &r, &h, o.tolerance);
 }
 
 /* kr:stream(headers, scheme, now, tolerance) -> stream | nil, reason, detail */
@@ -358,13 +390,9 @@ static int lwh_l_stream(lua_State *L)
     if (s->has_id)
         memcpy(s->id, h.id, h.id_len);
     lwh_setmetatable(L, LWH_STREAM);
-    st = linqwh_verify_begin(&s->ctx, kr, &h, &o);
-    if (st != LINQWH_OK) {
-        /* re-run the one-shot parser for the detail text */
-        memset(&r, 0, sizeof r);
-        linqwh_verify(kr, &h, "", 0, &o, &r);
-        return lwh_push_result(L, st, &r, NULL);
-    }
+    st = linqwh_verify_begin(&s->ctx, kr, &h, &o, &r);
+    if (st != LINQWH_OK)
+        return lwh_push_result(L, st, &r, NULL, o.tolerance);
     return 1;
 }
 
@@ -397,7 +425,7 @@ static int lwh_l_stream_finish(lua_State *L)
         h.id = s->id;
         h.id_len = s->id_len;
     }
-    return lwh_push_result(L, st, &r, &h);
+    return lwh_push_result(L, st, &r, &h, -1);
 }
 
 static int lwh_l_stream_close(lua_State *L)
@@ -490,13 +518,15 @@ static int lwh_l_bound_verify(lua_State *L)
     if ((herr = lwh_header_error(&rd, o.scheme)) != NULL) {
         st = LINQWH_INVALID_HEADERS;
         r.detail = herr;
+        r.skew = 0;
+        r.timestamp = 0;
     } else {
         st = linqwh_verify(k->kr, &h, body, blen, &o, &r);
         if (st == LINQWH_OK)
-            return lwh_push_result(L, st, &r, &h);
+            return lwh_push_result(L, st, &r, &h, o.tolerance);
     }
     lua_pushnil(L);
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushvalue(L, lua_upvalueindex(LWH_UV_BKIND));
     lua_pushvalue(L, lua_upvalueindex(LWH_UV_BVERIF));
     lua_rawset(L, -3);
@@ -504,8 +534,16 @@ static int lwh_l_bound_verify(lua_State *L)
     lua_pushstring(L, linqwh_status_reason(st));
     lua_rawset(L, -3);
     lua_pushvalue(L, lua_upvalueindex(LWH_UV_BMESSAGE));
-    lua_pushstring(L, r.detail ? r.detail : linqwh_status_reason(st));
+    {
+        char msg[160];
+        lua_pushstring(L, lwh_failure_message(&r, st, o.tolerance, msg, sizeof msg));
+    }
     lua_rawset(L, -3);
+    if (r.skew != 0) {
+        lua_pushliteral(L, "skew");
+        lwh_push_i64(L, -r.skew);
+        lua_rawset(L, -3);
+    }
     lua_pushvalue(L, lua_upvalueindex(LWH_UV_BERRMT));
     lua_setmetatable(L, -2);
     return 2;

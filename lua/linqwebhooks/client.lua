@@ -2,7 +2,11 @@
 --
 --   local client = linq.client{ api_key = ..., base_url = ..., timeout = 60,
 --                               connect_timeout = 10, max_retries = 2, ca_file = nil,
---                               headers = {}, user_agent = nil }
+--                               headers = {}, user_agent = nil, proxy = nil }
+--   -- api_key: at most 8192 bytes, no whitespace or control characters
+--   -- proxy: nil = the transport's default (libcurl: https_proxy / ALL_PROXY /
+--   --   NO_PROXY from the environment), false = none, or a proxy URL; a
+--   --   loopback base_url never uses a proxy
 --   client.webhook_subscriptions:create{...} / :list() / :retrieve(id) / :update(id, p) / :delete(id)
 --   client.webhook_events:list()
 --   client:close()
@@ -16,6 +20,7 @@ local options = require "linqwebhooks.options"
 local retry = require "linqwebhooks.retry"
 local subscription = require "linqwebhooks.subscription"
 local transport_select = require("linqwebhooks.transport").select
+local urlmod = require "linqwebhooks.url"
 local adopt = subscription.adopt
 
 local M = {}
@@ -120,34 +125,15 @@ end
 ------------------------------------------------------------------------------
 -- validation helpers
 
-local function is_loopback_host(host)
-  host = host:lower()
-  return host == "localhost" or host == "[::1]" or host:match("^127%.%d+%.%d+%.%d+$") ~= nil
-end
-
--- Splits "scheme://host[:port]/..." -> scheme (lowercase), host (no port) or nil.
-local function url_parts(url)
-  local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
-  if not scheme then
-    return nil
-  end
-  local authority = rest:match("^([^/?#]*)")
-  if authority == "" or authority:find("@", 1, true) then
-    return scheme:lower(), nil
-  end
-  local host = authority:match("^(%[[^%]]+%])") or authority:match("^([^:]+)")
-  return scheme:lower(), host
-end
-M.url_parts = url_parts
-
-local function check_target_url(url, allow_http)
-  if url:find("[%s%c]") then
+local function check_target_url(target, allow_http)
+  if target:find("[%s%c]") then
     return "target_url must not contain spaces or control characters"
   end
-  local scheme, host = url_parts(url)
-  if not scheme or not host then
-    return "target_url must be an absolute URL with a host, got '" .. short(url, 100) .. "'"
+  local u = urlmod.parse(target)
+  if not u then
+    return "target_url must be an absolute URL with a host, got '" .. short(target, 100) .. "'"
   end
+  local scheme = u.scheme
   if scheme == "https" or (scheme == "http" and allow_http) then
     return nil
   end
@@ -193,19 +179,7 @@ local function array_copy(t)
   return json.array(c)
 end
 
-local function escape_char(c)
-  return string.format("%%%02X", c:byte())
-end
-
-local function escape_id(id)
-  if id == "." or id == ".." then
-    return (id:gsub("%.", "%%2E")) -- dot segments would be removed from the path
-  end
-  if not id:find("[^%w%-%._~]") then
-    return id
-  end
-  return (id:gsub("[^%w%-%._~]", escape_char))
-end
+local escape_id = urlmod.escape_segment
 
 -- The URL of subscription `id` on `resource` (a client.webhook_subscriptions),
 -- or nil for an empty id; raises (at `level`) unless id is a string.
@@ -308,6 +282,14 @@ local function positive(max)
   end
 end
 
+local PROXY_SCHEMES = { http = true, https = true, socks4 = true, socks4a = true, socks5 = true,
+                        socks5h = true }
+
+--- Longest accepted API key, in bytes.
+M.MAX_API_KEY_BYTES = 8192
+--- Longest accepted value of an extra header (option `headers`, `user_agent`).
+M.MAX_HEADER_VALUE_BYTES = 8192
+
 local SCHEMA = {
   api_key = "string",
   base_url = "string",
@@ -324,8 +306,36 @@ local SCHEMA = {
   user_agent = "string",
   allow_http_targets = "boolean",
   transport = { types = { "table", "string" } },
+  proxy = { types = { "string", "boolean" }, check = function(v)
+    if v == true then
+      return false, "must be a proxy URL or false (true is not a proxy)"
+    end
+    if v == false then
+      return true
+    end
+    local scheme = v:match("^(%a[%w+.-]*)://[^%s%c]+$")
+    if not scheme or not PROXY_SCHEMES[scheme:lower()] then
+      return false, "must be a proxy URL (http://, https://, socks4://, socks4a://, socks5://"
+        .. " or socks5h://) or false"
+    end
+    return true
+  end },
   max_body = { types = { "number" }, check = positive(1024 * 1024 * 1024) },
+  on_retry = "function",
+  log = { types = { "function", "boolean" }, check = function(v)
+    return v ~= true, "must be a function(level, message), or false"
+  end },
 }
+
+--- The default `log`: nginx's error log inside OpenResty, else one stderr line.
+local function default_log(level, message)
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) == "table" and type(ngx.log) == "function" and ngx.WARN then
+    ngx.log(level == "error" and ngx.ERR or ngx.WARN, "linqwebhooks: ", message)
+  else
+    io.stderr:write(os.date("!%Y-%m-%dT%H:%M:%SZ "), "linqwebhooks: ", level, ": ", message, "\n")
+  end
+end
 
 local function getenv(name)
   local v = os.getenv(name)
@@ -350,18 +360,34 @@ function M.new(opts, level)
   if not api_key or api_key == "" then
     error("linq.client: no API key: pass api_key or set LINQ_API_V3_API_KEY", level)
   end
+  -- (the key itself is never part of a message)
+  local key_name = opts.api_key and "option 'api_key'" or "api_key (from LINQ_API_V3_API_KEY)"
+  if #api_key > M.MAX_API_KEY_BYTES then
+    error("linq.client: " .. key_name .. " is " .. #api_key .. " bytes long; at most "
+      .. M.MAX_API_KEY_BYTES .. " are accepted", level)
+  end
   if api_key:find("[%c%s]") then
-    error("linq.client: option 'api_key' contains whitespace or control characters", level)
+    error("linq.client: " .. key_name .. " contains whitespace or control characters", level)
   end
   local base_url = opts.base_url or getenv("LINQ_API_V3_BASE_URL") or DEFAULT_BASE_URL
   base_url = base_url:gsub("/+$", "")
-  local scheme, host = url_parts(base_url)
-  if base_url:find("[%s%c]") or not host or (scheme ~= "https" and scheme ~= "http") then
+  local u = urlmod.parse(base_url)
+  if not u or (u.scheme ~= "https" and u.scheme ~= "http") then
     error("linq.client: base_url must be an http(s) URL with a host, got '" .. short(base_url, 100) .. "'", level)
   end
-  if scheme == "http" and not is_loopback_host(host) then
+  local loopback = urlmod.is_loopback(u.host)
+  if u.scheme == "http" and not loopback then
     error("linq.client: refusing base_url '" .. short(base_url, 100) .. "': http:// is only allowed "
       .. "for loopback hosts (the API key would travel in clear text); use https://", level)
+  end
+  -- Proxy choice (docs: client, "Proxies"): a loopback base URL never goes
+  -- through a proxy (a proxy cannot reach this machine's loopback, and over
+  -- http:// it would read the key); otherwise `proxy` = URL | false, or
+  -- nil for the transport's default (libcurl: https_proxy / ALL_PROXY /
+  -- NO_PROXY from the environment; cosockets: never a proxy).
+  local proxy = opts.proxy
+  if loopback then
+    proxy = false
   end
 
   local headers = {}
@@ -375,6 +401,9 @@ function M.new(opts, level)
   local ua = "linqwebhooks/" .. VERSION .. " " .. (tmod.user_agent or tostring(tmod.name or "custom"))
     .. " " .. lua_version()
   if opts.user_agent then
+    if #opts.user_agent > 1024 then
+      error("linq.client: option 'user_agent' is longer than 1024 bytes", level)
+    end
     if opts.user_agent:find("[%c\127]") then
       error("linq.client: option 'user_agent' must not contain control characters (CR, LF, ...)",
         level)
@@ -393,6 +422,10 @@ function M.new(opts, level)
       if not k:find("^[%w!#$%%&'*+%-.^_`|~]+$") then
         error("linq.client: option 'headers' has an invalid header name '" .. short(k, 40) .. "'",
           level)
+      end
+      if #v > M.MAX_HEADER_VALUE_BYTES then
+        error("linq.client: option 'headers' value of '" .. k .. "' is longer than "
+          .. M.MAX_HEADER_VALUE_BYTES .. " bytes", level)
       end
       if v:find("[%z\1-\8\10-\31\127]") then
         error("linq.client: option 'headers' value of '" .. k .. "' contains control characters",
@@ -416,6 +449,7 @@ function M.new(opts, level)
     connect_timeout = opts.connect_timeout or 10,
     ca_file = opts.ca_file,
     max_body = opts.max_body or 8 * 1024 * 1024,
+    proxy = proxy,
   }, level)
 
   -- Request header sets, built once (the transport never modifies them).
@@ -446,7 +480,9 @@ function M.new(opts, level)
     allow_http_targets = opts.allow_http_targets or false,
     closed = false,
     _transport = transport,
-    _sleep = tmod.sleep or ngx_sleep or require("linqwebhooks.core").sleep,
+    _sleep = tmod.sleep or ngx_sleep or require("linqwebhooks.http").sleep,
+    _on_retry = opts.on_retry,
+    _log = opts.log ~= false and (opts.log or default_log) or nil,
   }, Client)
   secret_of[self] = {
     get = header_set({}),
@@ -466,6 +502,41 @@ function Client:close()
     if t then
       t:close()
     end
+  end
+end
+
+local function seconds(w)
+  return (("%.1f"):format(w):gsub("%.0$", ""))
+end
+
+--- Tells on_retry and log about a retry before its wait. info: attempt (the
+-- attempt that failed, 1 = the first request), max_attempts, wait (seconds),
+-- method, path, status (HTTP status) or nil, kind ("api", "timeout",
+-- "connection"), name, message, error (the error object). on_retry may
+-- return false to give up now (the call returns that error). Never the key.
+local function announce_retry(self, err, attempt, wait)
+  local info = {
+    attempt = attempt + 1, -- 1-based number of the attempt that failed
+    max_attempts = self.max_retries + 1,
+    wait = wait,
+    method = err.method,
+    path = err.path,
+    status = err.status,
+    kind = err.kind,
+    name = err.name,
+    message = err.message,
+    error = err,
+  }
+  if self._log then
+    local why = err.status and tostring(err.status)
+      or (err.kind == "timeout" and "a timeout")
+      or ("a connection error (" .. short(err.message, 120) .. ")")
+    self._log("warn", ("retrying %s %s in %s s after %s (attempt %d of %d)"):format(
+      tostring(err.method), short(err.path, 200), seconds(wait), why, info.attempt + 1,
+      info.max_attempts))
+  end
+  if self._on_retry then
+    return self._on_retry(info)
   end
 end
 
@@ -521,7 +592,12 @@ function Client:_call(method, url, params, idempotent, level)
       err.attempts = attempt + 1
       return nil, err
     end
-    self._sleep(wait or retry.backoff(attempt))
+    wait = wait or retry.backoff(attempt)
+    if (self._on_retry or self._log) and announce_retry(self, err, attempt, wait) == false then
+      err.attempts = attempt + 1
+      return nil, err
+    end
+    self._sleep(wait)
     attempt = attempt + 1
     if self.closed then -- closed by another coroutine while sleeping
       return nil, err
@@ -614,27 +690,12 @@ function Subscriptions:_retrieve(id, level)
 end
 
 --- :retrieve(id) -> sub | nil, err
--- (written out flat: this is the hot path of polling code and of the bench)
 function Subscriptions:retrieve(id)
-  if getmetatable(self) ~= Subscriptions then
-    error("webhook_subscriptions:retrieve: call it with ':'", 2)
-  end
-  if type(id) ~= "string" then
-    error("webhook_subscriptions:retrieve: argument 'id' must be a string, got " .. type(id), 2)
-  end
-  if id == "" then
-    return invalid("id must be a non-empty string")
-  end
-  local client = self.client
-  local url = client._subs_prefix .. escape_id(id)
-  local doc, err = client:_call("GET", url, nil, true, 2)
-  if type(doc) == "table" then
-    return adopt(self, doc)
-  end
+  local doc, err = Subscriptions._retrieve(self, id, 2)
   if not doc then
     return nil, err
   end
-  return doc_table(doc, "webhook_subscriptions:retrieve")
+  return adopt(self, doc)
 end
 
 function Subscriptions:_update(id, params, level)
@@ -679,6 +740,26 @@ function Subscriptions:delete(id)
   return true
 end
 
+--- :plan(desired) / :apply(desired, opts) / :rotate(sub_or_id, opts):
+-- subscriptions as code and secret rotation (linqwebhooks.subscriptions.*)
+function Subscriptions:plan(desired)
+  resource_client(self, "webhook_subscriptions:plan", 2)
+  local plan, err = require("linqwebhooks.subscriptions.desired").plan(self, desired, 2)
+  return plan, err
+end
+
+function Subscriptions:apply(desired, opts)
+  resource_client(self, "webhook_subscriptions:apply", 2)
+  local done, err = require("linqwebhooks.subscriptions.desired").apply(self, desired, opts, 2)
+  return done, err
+end
+
+function Subscriptions:rotate(sub_or_id, opts)
+  resource_client(self, "webhook_subscriptions:rotate", 2)
+  local sub, err = require("linqwebhooks.subscriptions.rotation").rotate(self, sub_or_id, opts, 2)
+  return sub, err
+end
+
 ------------------------------------------------------------------------------
 -- client.webhook_events
 
@@ -699,6 +780,6 @@ end
 
 -- exposed for tests and other modules
 M.escape_id = escape_id
-M.is_loopback_host = is_loopback_host
+M.is_loopback_host = urlmod.is_loopback
 
 return M

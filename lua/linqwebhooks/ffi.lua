@@ -38,7 +38,7 @@ typedef struct linqwh_headers {
 } linqwh_headers;
 typedef struct linqwh_verify_opts { int scheme; int64_t now; int64_t tolerance; } linqwh_verify_opts;
 typedef struct linqwh_result {
-  int scheme; size_t key_index; int64_t timestamp; const char *detail;
+  int scheme; size_t key_index; int64_t timestamp; int64_t skew; const char *detail;
 } linqwh_result;
 const char *linqwh_status_reason(int st);
 const char *linqwh_version(void);
@@ -49,7 +49,8 @@ void linqwh_keyring_free(linqwh_keyring *kr);
 int linqwh_verify(const linqwh_keyring *kr, const linqwh_headers *h, const void *body,
                   size_t body_len, const linqwh_verify_opts *opts, linqwh_result *out);
 int linqwh_verify_begin(linqwh_verify_ctx **out, const linqwh_keyring *kr,
-                        const linqwh_headers *h, const linqwh_verify_opts *opts);
+                        const linqwh_headers *h, const linqwh_verify_opts *opts,
+                        linqwh_result *res);
 int linqwh_verify_update(linqwh_verify_ctx *ctx, const void *data, size_t len);
 int linqwh_verify_finish(linqwh_verify_ctx *ctx, linqwh_result *out);
 void linqwh_verify_ctx_free(linqwh_verify_ctx *ctx);
@@ -225,6 +226,28 @@ local function detail_of(st)
   return REASON[st]
 end
 
+-- The failure message and the skew of R, as the classic binding gives them
+-- (csrc/lua/verify.c, lwh_failure_message / lwh_push_result): for an
+-- authentic delivery outside the window (R.skew ~= 0) the measured skew; in
+-- Lua the skew is this host's clock minus the timestamp (the opposite sign of
+-- linqwh_result.skew). -> message, skew | nil
+local function failure(st, tolerance)
+  local skew = R.skew
+  if skew == 0 then
+    return detail_of(st), nil
+  end
+  skew = tonumber(skew)
+  if tonumber(R.timestamp) < 1000000000000 and tolerance >= 0 then
+    if skew < 0 then
+      return string.format("timestamp %d s older than the %d s tolerance, signature valid: "
+        .. "check this host's clock", -skew, tolerance), -skew
+    end
+    return string.format("timestamp %d s in the future, beyond the %d s tolerance, "
+      .. "signature valid: check this host's clock", skew, tolerance), -skew
+  end
+  return detail_of(st), -skew
+end
+
 local I64_MIN, I64_LIM = -9223372036854775808.0, 9223372036854775808.0
 
 local function check_i64(n, what, level)
@@ -319,10 +342,12 @@ function Keyring:verify_file(path, headers, scheme, now, tolerance)
   end
   fill(id, ts, sig, lts, lsig)
   R.detail = nil
+  R.skew = 0
   local st = C.linqwh_verify_file(kr, H, path, O, R)
   clear()
   if st ~= OK then
-    return nil, REASON[st], detail_of(st)
+    local msg, skew = failure(st, tonumber(O.tolerance))
+    return nil, REASON[st], msg, skew
   end
   return info_of(id)
 end
@@ -343,13 +368,13 @@ function Keyring:stream(headers, scheme, now, tolerance)
   end
   fill(id, ts, sig, lts, lsig)
   local out = ffi_new("linqwh_verify_ctx *[1]")
-  local st = C.linqwh_verify_begin(out, kr, H, O)
+  R.detail = nil
+  R.skew = 0
+  local st = C.linqwh_verify_begin(out, kr, H, O, R)
   if st ~= OK then
-    -- the one-shot parser gives the detail text
-    R.detail = nil
-    C.linqwh_verify(kr, H, "", 0, O, R)
     clear()
-    return nil, REASON[st], detail_of(st)
+    local msg, skew = failure(st, tonumber(O.tolerance))
+    return nil, REASON[st], msg, skew
   end
   clear()
   return setmetatable({ _ctx = ffi_gc(out[0], C.linqwh_verify_ctx_free), _id = id }, Stream)
@@ -384,17 +409,19 @@ function Stream:finish()
     error("verify stream is finished or closed", 2)
   end
   R.detail = nil
+  R.skew = 0
   local st = C.linqwh_verify_finish(ctx, R)
-  local res
+  local res, msg, skew
   if st == OK then
     res = info_of(self._id)
+  else
+    msg, skew = failure(st, -1)
   end
-  local detail = st ~= OK and detail_of(st) or nil
   self:close()
   if res then
     return res
   end
-  return nil, REASON[st], detail
+  return nil, REASON[st], msg, skew
 end
 
 local function key_index(k, kr, i, what)
@@ -580,7 +607,7 @@ function M.bind_verify(k, scheme, tolerance, clock, error_mt)
       now = trunc(now)
     end
     local id, ts, sig, lts, lsig, herr = read_headers(headers, scheme)
-    local st, detail
+    local st, detail, skew
     if herr then
       st, detail = INVALID_HEADERS, herr
     else
@@ -589,15 +616,16 @@ function M.bind_verify(k, scheme, tolerance, clock, error_mt)
       O.now = now
       O.tolerance = tol
       R.detail = nil
+      R.skew = 0
       st = C.linqwh_verify(kr, H, body, #body, O, R)
       clear()
       if st == OK then
         return info_of(id)
       end
-      detail = detail_of(st)
+      detail, skew = failure(st, tol)
     end
-    return nil, setmetatable({ kind = "verification", reason = REASON[st], message = detail },
-      error_mt)
+    return nil, setmetatable({ kind = "verification", reason = REASON[st], message = detail,
+                               skew = skew }, error_mt)
   end
 end
 

@@ -34,4 +34,16 @@ end
 -- linq.store.memory / .shdict / .redis, the store interface and store.key
 linq.store = require "linqwebhooks.store"
 
+-- The durable inbox backends (lua/linqwebhooks/inbox/), loaded on first use.
+linq.inbox = {
+  sqlite = function(opts)
+    local i, err = require("linqwebhooks.inbox").sqlite(opts, 2)
+    return i, err
+  end,
+  redis = function(opts)
+    local i, err = require("linqwebhooks.inbox").redis(opts, 2)
+    return i, err
+  end,
+}
+
 return linq

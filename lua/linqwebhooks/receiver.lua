@@ -281,14 +281,6 @@ function Receiver:close()
 end
 
 -- The signal primitives: linqwebhooks.process when built, else the core.
-local function signals()
-  local ok, p = pcall(require, "linqwebhooks.process")
-  if ok and type(p) == "table" and p.signal_watch then
-    return p
-  end
-  return require "linqwebhooks.core"
-end
-
 --- receiver.serve{ hooks, host, port = 0, path = "/webhooks", max_body, timeout, log = true }
 -- Listens, prints "linqwebhooks receiver listening on <url>" and serves
 -- until SIGTERM or SIGINT; then closes and returns true.
@@ -308,7 +300,7 @@ function M.serve(opts)
   if not r then
     return nil, err
   end
-  local sig = signals()
+  local sig = require "linqwebhooks.process"
   sig.signal_watch()
   io.stdout:write("linqwebhooks receiver listening on ", r.url, "\n")
   io.stdout:flush()
@@ -319,9 +311,7 @@ function M.serve(opts)
   end)
   -- Put the previous handlers back and clear the flag: a later serve() works,
   -- a later SIGTERM ends the process as it did before.
-  if sig.signal_unwatch then
-    sig.signal_unwatch()
-  end
+  sig.signal_unwatch()
   r:close()
   if not ok then
     error(err2, 0)

@@ -5,8 +5,14 @@
 -- * `x-should-retry: true|false` overrides the status-based decision.
 -- * Non-idempotent requests (`create`) are never re-sent once they may have
 --   reached the server: not after a timeout, a connection dropped after the
---   request was sent, or a 409 -- a second attempt could make a second
---   subscription. A connection that failed before anything was sent is retried.
+--   request was sent, a 409, or any 5xx (a 502/503/504 from a gateway says
+--   nothing about whether the upstream created the subscription), whatever
+--   `x-should-retry` says -- a second attempt could make a second
+--   subscription. A create IS retried after a connection that failed before
+--   anything was sent, a 408 and a 429 (the server did not process it), and
+--   a 4xx other than 409 that carries `x-should-retry: true`.
+-- * Never retried, for any method: responses over max_body, header limits
+--   (detail "too_large") and TLS certificate failures (detail "tls").
 -- * Delay: `retry-after-ms`, else `Retry-After` (seconds or HTTP-date), capped
 --   at 60 s; else min(0.5 * 2^n, 8) s minus up to 25 % jitter (n = retries so far).
 local core = require "linqwebhooks.core"
@@ -94,7 +100,7 @@ end
 
 --- Should an HTTP response be retried? `idempotent` is false for create.
 function M.should_retry_status(status, headers, idempotent)
-  if not idempotent and status == 409 then
+  if not idempotent and (status == 409 or status >= 500) then
     return false
   end
   local x = headers["x-should-retry"]

@@ -11,8 +11,8 @@
 --       text:sub(first, last) (nil, nil when absent)
 --
 -- Under LuaJIT through the FFI (linqwebhooks.ffi); elsewhere through the
--- Lua C function linqwh_lua_json_members of core.so (csrc/lua/scan.c),
--- loaded with package.loadlib; when neither is there, available is false.
+-- Lua C function core.json_members (csrc/lua/json.c); both call
+-- linqwh_json_members. When neither is there, available is false.
 local fast = require "linqwebhooks.ffi"
 
 local M = { available = false }
@@ -24,13 +24,7 @@ if fast.available then
   return M
 end
 
-local members
-do
-  local path = package.searchpath and package.searchpath("linqwebhooks.core", package.cpath)
-  if path and package.loadlib then
-    members = package.loadlib(path, "linqwh_lua_json_members")
-  end
-end
+local members = require("linqwebhooks.core").json_members
 if type(members) ~= "function" then
   return M
 end

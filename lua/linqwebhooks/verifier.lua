@@ -5,6 +5,7 @@ local core = require "linqwebhooks.core"
 local errors = require "linqwebhooks.errors"
 local options = require "linqwebhooks.options"
 local event = require "linqwebhooks.event"
+local hdrs = require "linqwebhooks.headers"
 local fast = require "linqwebhooks.ffi"
 
 local M = {}
@@ -99,7 +100,7 @@ function M.new(opts, level, what)
   end
   local be = backend()
   local kr = keyring(what, list, level, be)
-  return setmetatable({
+  local obj = setmetatable({
     _kr = kr,
     -- the hot path: one C call per verification (through the FFI under LuaJIT)
     verify = be.bind_verify(kr, SCHEME_NUM[opts.scheme or "auto"], tol, opts.clock, errors.Error),
@@ -109,20 +110,52 @@ function M.new(opts, level, what)
     _tolerance = tol,
     _clock = opts.clock or os.time,
   }, Verifier)
+  obj.verify = M.accept_header_objects(obj.verify)
+  return obj
+end
+
+--- Wraps a verify(self, body, headers) function so that `headers` may also
+-- be a header object with :get(name) (lua-http; see linqwebhooks.headers).
+-- The argument checks are repeated here so that errors still point at the
+-- caller's line (a C function reports the position of its Lua caller).
+local function bad_arg(name, what, v)
+  error("verifier:verify: argument '" .. name .. "' must be " .. what .. ", got " .. type(v), 3)
+end
+
+function M.accept_header_objects(verify)
+  return function(self, body, headers)
+    if type(body) ~= "string" then
+      bad_arg("body", "a string (the raw request body)", body)
+    end
+    if type(headers) ~= "table" or getmetatable(headers) ~= nil then
+      headers = hdrs.normalize(headers)
+      if type(headers) ~= "table" then
+        bad_arg("headers", "a table", headers)
+      end
+    end
+    if rawget(self, "_closed") then
+      error("verifier:verify: the verifier is closed", 2)
+    end
+    return verify(self, body, headers)
+  end
 end
 
 local function check_headers(what, headers)
+  headers = hdrs.normalize(headers)
   if type(headers) ~= "table" then
     error(what .. ": argument 'headers' must be a table, got " .. type(headers), 3)
   end
+  return headers
 end
 
 -- The C core returns the info table itself, or nil, reason, detail.
-local function result(info, reason, detail)
+local function result(info, reason, detail, skew)
   if info then
     return info
   end
-  return nil, errors.verification(reason, detail)
+  local err = errors.verification(reason, detail)
+  err.skew = skew -- this clock minus the timestamp (authentic deliveries only)
+  return nil, err
 end
 
 local function bad_clock(t)
@@ -149,13 +182,13 @@ function Verifier:verify_file(path, headers)
   if type(path) ~= "string" then
     error("verifier:verify_file: argument 'path' must be a string, got " .. type(path), 2)
   end
-  check_headers("verifier:verify_file", headers)
-  local info, reason, detail = self._kr:verify_file(path, headers, self._scheme_n, now(self),
+  headers = check_headers("verifier:verify_file", headers)
+  local info, reason, detail, skew = self._kr:verify_file(path, headers, self._scheme_n, now(self),
     self._tolerance)
   if reason == "io_error" then
     return nil, errors.new({ kind = "io", reason = "io_error", message = detail .. ": " .. path })
   end
-  return result(info, reason, detail)
+  return result(info, reason, detail, skew)
 end
 
 --- v:stream(headers) -> stream | nil, err
@@ -169,7 +202,7 @@ Stream.__tostring = function()
 end
 
 function Verifier:stream(headers)
-  check_headers("verifier:stream", headers)
+  headers = check_headers("verifier:stream", headers)
   local s, reason, detail = self._kr:stream(headers, self._scheme_n, now(self), self._tolerance)
   if not s then
     return nil, errors.verification(reason, detail)

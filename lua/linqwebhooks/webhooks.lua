@@ -8,6 +8,7 @@ local errors = require "linqwebhooks.errors"
 local options = require "linqwebhooks.options"
 local events = require "linqwebhooks.events"
 local stores = require "linqwebhooks.store"
+local hdrs = require "linqwebhooks.headers"
 
 local M = {}
 
@@ -43,10 +44,14 @@ local function no_log() end
 M.SCHEMA = {
   secret = "string",
   secrets = "table",
+  secrets_file = "string", -- instead of secret(s): linqwebhooks.secrets_file, re-read on change
+  endpoint = "string",     -- with secrets_file: that endpoint's secrets only
   tolerance = verifier.SCHEMA.tolerance,
   scheme = verifier.SCHEMA.scheme,
   clock = "function",
   dedupe = { types = { "table", "userdata", "boolean" }, check = check_dedupe },
+  inbox = { types = { "table", "userdata" },
+            check = function(v) return require("linqwebhooks.inbox").is_inbox(v) end },
   strict = "boolean",
   log = { types = { "function", "boolean" }, check = function(v)
     return v ~= true, "must be a function(level, message), or false"
@@ -64,16 +69,27 @@ function M.new(opts, level)
     error("linq.webhooks: options table expected, got " .. type(opts), level)
   end
   options.check("linq.webhooks", opts, M.SCHEMA, level)
-  if opts.secret == nil and opts.secrets == nil then
+  if opts.secret == nil and opts.secrets == nil and opts.secrets_file == nil then
     error("linq.webhooks: option 'secret' (or 'secrets') is required", level)
   end
   local vopts = {}
   for _, k in ipairs({ "secret", "secrets", "tolerance", "scheme", "clock" }) do
     vopts[k] = opts[k]
   end
-  local v = verifier.new(vopts, level, "linq.webhooks")
+  local v
+  if opts.secrets_file ~= nil or opts.endpoint ~= nil then
+    v = require("linqwebhooks.secrets_file").verifier(opts, vopts, level, "linq.webhooks")
+  else
+    v = verifier.new(vopts, level, "linq.webhooks")
+  end
+  if opts.inbox ~= nil and opts.dedupe ~= nil then
+    error("linq.webhooks: options 'inbox' and 'dedupe' are mutually exclusive"
+      .. " (the inbox de-duplicates)", level)
+  end
   local store = opts.dedupe
-  if store == nil or store == true then
+  if opts.inbox ~= nil then
+    store = false
+  elseif store == nil or store == true then
     store = require("linqwebhooks.store.memory").new(nil, level)
   end
   local has_touch = false
@@ -93,6 +109,7 @@ function M.new(opts, level)
     _touch = has_touch, -- the store can renew a claim's lease
     _clock = opts.clock or os.time,
     _log = log,
+    _inbox = opts.inbox,
     _strict = opts.strict ~= false,
     _exact = {},    -- name -> array of entries (replaced, never mutated)
     _wild = {},     -- array of entries with .prefix ("" for "*")
@@ -398,9 +415,11 @@ local function check_handle_args(body, headers)
     error("hooks:handle: argument 'body' must be a string (the raw request body), got "
       .. type(body), 3)
   end
+  headers = hdrs.normalize(headers) -- a header object (:get) becomes a table
   if type(headers) ~= "table" then
     error("hooks:handle: argument 'headers' must be a table, got " .. type(headers), 3)
   end
+  return headers
 end
 
 -- Verifies (unless `info`, the verifier's result for this very body, is
@@ -420,6 +439,9 @@ local function admit(self, body, headers, info)
     return { status = 400, body = "invalid event: " .. tostring(derr.reason),
              err = derr, duplicate = false }
   end
+  if self._inbox then
+    return require("linqwebhooks.inbox").accept(self._inbox, ev, body, headers, info)
+  end
   local store = self._store
   if store then
     local key = store_key(ev.id)
@@ -434,8 +456,8 @@ local function admit(self, body, headers, info)
     elseif claimed == nil then
       local err = errors.new({ kind = "store", reason = "store_failed",
                                message = "dedupe store claim failed: " .. tostring(state) })
-      return { status = 500, body = "dedupe store failed", event = ev, err = err,
-               duplicate = false }
+      return { status = 503, body = "dedupe store unavailable, retry later", event = ev,
+               err = err, duplicate = false }
     elseif not claimed then
       if state == "in_flight" then
         return { status = 503, body = "duplicate in flight, retry later", event = ev,
@@ -487,12 +509,16 @@ end
 --   401 verification failed (Linq does not retry 4xx: forgeries are not retried)
 --   400 signed, but not a Linq event (err.reason "invalid_json")
 --   500 a handler raised (the id is not marked seen, so Linq's retry dispatches
---       again), or the dedupe store failed
+--       again)
 --   503 a duplicate of an id whose handlers are still running elsewhere
 --       (duplicate = true; Linq retries later and then gets 200 or a dispatch),
---       or the dedupe store is full (err.reason "store_full", logged)
+--       or the dedupe store is full (err.reason "store_full", logged) or
+--       unreachable (claim returned nil, err)
+-- With an inbox (linq.webhooks{ inbox = ... }) no handler runs here: 200
+-- "stored" (or "duplicate", duplicate = true) once the delivery is persisted,
+-- 503 when it could not be (Linq retries), 401/400 as above.
 function Hooks:handle(body, headers)
-  check_handle_args(body, headers)
+  headers = check_handle_args(body, headers)
   local res, ev, key = admit(self, body, headers, nil)
   if res then
     return res
@@ -523,7 +549,7 @@ end
 -- does; run must be called exactly once. Otherwise run is nil and res is the
 -- final answer.
 function Hooks:prepare(body, headers, info)
-  check_handle_args(body, headers)
+  headers = check_handle_args(body, headers)
   if info ~= nil and type(info) ~= "table" then
     error("hooks:prepare: argument 'info' must be a verification result table, got "
       .. type(info), 2)
@@ -560,6 +586,28 @@ function Hooks:dispatch(ev)
     return false, errs
   end
   return true
+end
+
+--- hooks:work{...} -> stats: runs the handlers of the inbox's deliveries
+-- (see lua/linqwebhooks/inbox/worker.lua).
+function Hooks:work(opts)
+  if not self._inbox then
+    error("hooks:work: this dispatcher has no inbox (linq.webhooks{ inbox = ... })", 2)
+  end
+  local s = require("linqwebhooks.inbox.worker").run(self, self._inbox, opts, 2)
+  return s
+end
+
+--- hooks:heartbeat() -> true | false | nil, err: inside a handler run by
+-- hooks:work, renews the delivery's lease (false: another worker took it over).
+function Hooks:heartbeat()
+  local ok, err = require("linqwebhooks.inbox.worker").heartbeat(self)
+  return ok, err
+end
+
+--- hooks:inbox() -> the inbox, or nil.
+function Hooks:inbox()
+  return self._inbox
 end
 
 --- hooks:verifier() -> the underlying linq.verifier object.

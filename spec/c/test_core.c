@@ -150,7 +150,9 @@ static void run_vector(const cJSON *v, const char *tmpdir)
         CHECK(r.detail != NULL && r.detail[0] != '\0', "%s: failure without detail", name);
 
     /* streamed in uneven chunks */
-    st2 = linqwh_verify_begin(&ctx, kr, &h, &o);
+    st2 = linqwh_verify_begin(&ctx, kr, &h, &o, &r);
+    if (st2 != LINQWH_OK)
+        CHECK(r.detail != NULL && r.detail[0] != '\0', "%s: begin failure without detail", name);
     if (st2 == LINQWH_OK) {
         for (off = 0, step = 1; off < blen; off += step, step = step * 3 + 1) {
             if (step > blen - off)
@@ -270,6 +272,71 @@ static void run_api_checks(void)
     CHECK(!strcmp(linqwh_status_reason(LINQWH_TIMESTAMP_TOO_OLD), "timestamp_too_old"), "reason");
 }
 
+/* Clock skew: an authentic delivery outside the window is still refused,
+ * with linqwh_result.skew = timestamp - now; a forged one gets no skew.
+ * verify_begin reports its failure detail. */
+static void run_skew_checks(const char *tmpdir)
+{
+    const char *s = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    size_t len = strlen(s);
+    linqwh_keyring *kr = NULL;
+    linqwh_headers h;
+    linqwh_verify_opts o = { LINQWH_SCHEME_AUTO, 1000412, 300 };
+    linqwh_result r;
+    linqwh_verify_ctx *ctx = NULL;
+    char sig[LINQWH_STANDARD_SIG_SIZE], path[600];
+    const char *body = "{\"a\":1}";
+    FILE *f;
+
+    CHECK(linqwh_keyring_new(&kr, &s, &len, 1, NULL, 0) == LINQWH_OK, "skew: keyring");
+    CHECK(linqwh_sign_standard(kr, 0, "msg_1", 5, "1000000", 7, body, strlen(body), sig) == LINQWH_OK,
+          "skew: sign");
+    memset(&h, 0, sizeof h);
+    h.id = "msg_1";
+    h.id_len = 5;
+    h.timestamp = "1000000";
+    h.timestamp_len = 7;
+    h.signature = sig;
+    h.signature_len = strlen(sig);
+
+    CHECK(linqwh_verify(kr, &h, body, strlen(body), &o, &r) == LINQWH_TIMESTAMP_TOO_OLD &&
+          r.skew == -412 && r.timestamp == 1000000 && strstr(r.detail, "clock") != NULL,
+          "skew: valid signature, 412 s old -> skew %lld", (long long)r.skew);
+    CHECK(linqwh_verify(kr, &h, "{}", 2, &o, &r) == LINQWH_TIMESTAMP_TOO_OLD && r.skew == 0 &&
+          !strcmp(r.detail, "timestamp is older than the tolerance allows"),
+          "skew: forged and old -> no skew");
+    o.now = 1000000 - 301;
+    CHECK(linqwh_verify(kr, &h, body, strlen(body), &o, &r) == LINQWH_TIMESTAMP_TOO_NEW && r.skew == 301,
+          "skew: valid signature, 301 s early -> skew %lld", (long long)r.skew);
+    o.now = 1000000 + 300;
+    CHECK(linqwh_verify(kr, &h, body, strlen(body), &o, &r) == LINQWH_OK && r.skew == 0,
+          "skew: inside the window");
+
+    /* the file form reports the skew too, after the signature */
+    snprintf(path, sizeof path, "%s/skew", tmpdir);
+    f = fopen(path, "wb");
+    fwrite(body, 1, strlen(body), f);
+    fclose(f);
+    o.now = 1000412;
+    CHECK(linqwh_verify_file(kr, &h, path, &o, &r) == LINQWH_TIMESTAMP_TOO_OLD && r.skew == -412,
+          "skew: verify_file -> skew %lld", (long long)r.skew);
+    unlink(path);
+
+    /* streaming refuses in begin (no body read, so no skew), with a detail */
+    memset(&r, 0, sizeof r);
+    CHECK(linqwh_verify_begin(&ctx, kr, &h, &o, &r) == LINQWH_TIMESTAMP_TOO_OLD && ctx == NULL &&
+          r.detail != NULL && !strcmp(r.detail, "timestamp is older than the tolerance allows") &&
+          r.skew == 0, "begin: window detail");
+    h.id = "a.b";
+    h.id_len = 3;
+    CHECK(linqwh_verify_begin(&ctx, kr, &h, &o, &r) == LINQWH_INVALID_HEADERS && r.detail != NULL &&
+          strstr(r.detail, "webhook-id") != NULL, "begin: header detail");
+    CHECK(linqwh_verify_begin(&ctx, kr, &h, &o, NULL) == LINQWH_INVALID_HEADERS, "begin: NULL result");
+    CHECK(linqwh_verify_begin(&ctx, NULL, &h, &o, &r) == LINQWH_INVALID_ARGUMENT && r.detail != NULL,
+          "begin: NULL keyring");
+    linqwh_keyring_free(kr);
+}
+
 int main(int argc, char **argv)
 {
     const char *file = argc > 1 ? argv[1] : "spec/fixtures/vectors.json";
@@ -292,6 +359,7 @@ int main(int argc, char **argv)
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(doc, "secrets"))
         run_secret(it);
     run_api_checks();
+    run_skew_checks(tmpdir);
     snprintf(path, sizeof path, "%s/body", tmpdir);
     unlink(path);
     rmdir(tmpdir);

@@ -16,6 +16,10 @@
 --   reset = true            send the headers and half the body, then reset the connection
 --   close = true            close the connection after the response
 --   raw = "..."             send these bytes verbatim instead of a built response
+--   flood = { prefix = "...", fill = "a", bytes = n, hold = s }
+--                           send `prefix`, then `fill` repeated for about `bytes` bytes
+--                           (stops early when the peer goes away), then keep the
+--                           connection open for `hold` seconds (a hostile peer)
 -- `time` in the log is socket.gettime() when the request line arrived.
 local socket = require "socket"
 
@@ -200,6 +204,19 @@ local function serve(stepsfile, portfile, logpath)
           s:settimeout(5)
           if step.raw then
             send_all(s, step.raw)
+          elseif step.flood then
+            local fl = step.flood
+            local fill = fl.fill or "a"
+            local piece = string.rep(fill, math.ceil(65536 / #fill))
+            local ok = send_all(s, fl.prefix or "")
+            local sent = 0
+            while ok and sent < (fl.bytes or 0) do
+              ok = send_all(s, piece)
+              sent = sent + #piece
+            end
+            if ok and fl.hold then
+              socket.sleep(fl.hold)
+            end
           elseif step.reset then
             local head, body = build_response(step, true)
             send_all(s, head .. body:sub(1, math.floor(#body / 2)))

@@ -66,7 +66,7 @@ function M.spawn(opts)
   end
   local code = string.format("dofile(%q).serve(%q, {%s}, %s, %d)", script_dir() .. "/receiver.lua",
     record, table.concat(statuses, ","), tostring(opts.delay or 0),
-    require("linqwebhooks.core").getpid())
+    require("linqwebhooks.process").getpid())
   local child, out = process.spawn({ code = code, ready = "receiver listening on (http://%S+)\n" })
   if not child then
     os.remove(record)

@@ -9,7 +9,7 @@
 -- clients (linqwebhooks.http_server) and outgoing deliveries are non-blocking
 -- actors, retries are timers. Inbound connections and in-flight deliveries are
 -- capped so the process never runs out of select() descriptors.
-local core = require "linqwebhooks.core"
+local sys = require "linqwebhooks.process"
 local options = require "linqwebhooks.options"
 local json = require "linqwebhooks.json"
 local socket = require "socket"
@@ -104,15 +104,6 @@ local SPAWN_ONLY = {
   startup_timeout = { types = { "number" }, check = positive },
   log_file = "string",
 }
-
--- The signal primitives: linqwebhooks.process when built, else the core.
-local function signals()
-  local ok, p = pcall(require, "linqwebhooks.process")
-  if ok and type(p) == "table" and p.signal_watch then
-    return p
-  end
-  return core
-end
 
 local function check_serve(what, opts, level)
   options.check(what, opts, SERVE_SCHEMA, level + 1)
@@ -271,13 +262,12 @@ function M.serve(opts)
   if not listener then
     return nil, "linqwebhooks.emulator.serve: " .. err
   end
-  local sig = signals()
-  sig.signal_watch()
+  sys.signal_watch()
   local shown = host:find(":", 1, true) and ("[" .. host .. "]") or host
   io.stdout:write("linqwebhooks emulator listening on http://", shown, ":", listener.port, "\n")
   io.stdout:flush()
   local next_watch = socket.gettime() + 1
-  while not sig.signal_pending() do
+  while not sys.signal_pending() do
     lp:step(0.25)
     if opts.watch_pid and socket.gettime() >= next_watch then
       next_watch = socket.gettime() + 1
@@ -287,10 +277,8 @@ function M.serve(opts)
     end
   end
   -- Clean stop: stop accepting, close every connection, flush state.
-  local why = sig.signal_pending() or "parent exited"
-  if sig.signal_unwatch then
-    sig.signal_unwatch() -- previous handlers back, flag cleared: serve() can run again
-  end
+  local why = sys.signal_pending() or "parent exited"
+  sys.signal_unwatch() -- previous handlers back, flag cleared: serve() can run again
   listener:close(lp)
   lp:close_all()
   save()
@@ -338,7 +326,7 @@ function M.spawn(opts)
     serve_opts.quiet = true
   end
   if serve_opts.watch_pid == nil then
-    serve_opts.watch_pid = core.getpid()
+    serve_opts.watch_pid = sys.getpid()
   end
   local child, out = process.spawn({
     code = "local ok, err = require('linqwebhooks.emulator').serve(" .. util.serialize(serve_opts)

@@ -1,7 +1,7 @@
 --- Running a Lua chunk in a child process (the emulator's spawn(), the test
 -- receiver): the child inherits this process's package.path/cpath, writes
 -- stdout+stderr to a log file, and is waited for with bounded polling.
-local core = require "linqwebhooks.core"
+local sys = require "linqwebhooks.process"
 local socket = require "socket"
 
 local M = {}
@@ -20,7 +20,7 @@ end
 
 --- True while the process exists and is not a zombie waiting to be reaped.
 function M.alive(pid)
-  if not core.kill(pid, 0) then
+  if not sys.kill(pid, 0) then
     return false
   end
   local stat = io.open("/proc/" .. pid .. "/stat", "rb")
@@ -83,7 +83,7 @@ function M.spawn(opts)
   if not match then
     local out = read_file(log)
     if pid and M.alive(pid) then
-      core.kill(pid, "KILL")
+      sys.kill(pid, "KILL")
     end
     if own_log then
       os.remove(log)
@@ -101,14 +101,14 @@ function M.spawn(opts)
     if stopped ~= nil then
       return stopped
     end
-    core.kill(pid, "TERM")
+    sys.kill(pid, "TERM")
     local until_t = socket.gettime() + (timeout or 10)
     while socket.gettime() < until_t and M.alive(pid) do
       socket.sleep(0.01)
     end
     stopped = true
     if M.alive(pid) then
-      core.kill(pid, "KILL")
+      sys.kill(pid, "KILL")
       stopped = false
     end
     if own_log then

@@ -5,7 +5,7 @@
 -- within the sample), timestamps moved so the newest one is now, and the
 -- example's line (+12025551234) replaced by the line the event concerns.
 --
--- Fidelity choices (see docs-notes/h5.md):
+-- Fidelity choices (see docs/events.md):
 --   * phone_number.status_updated also carries the deprecated
 --     previous_health_status / new_health_status pair (required by the official
 --     Node SDK 0.28.2) next to previous_reputation / new_reputation;

@@ -4,7 +4,7 @@
 -- so a crash never leaves a half-written state file. The file holds the
 -- signing secrets, so it is created owner-only (0600).
 local json = require "linqwebhooks.json"
-local core = require "linqwebhooks.core"
+local sys = require "linqwebhooks.process"
 
 local State = {}
 State.__index = State
@@ -130,8 +130,8 @@ function State:save()
     return nil, "cannot write state file: " .. tostring(err)
   end
   -- The file holds signing secrets: owner-only (before any secret is written).
-  if core.chmod then
-    core.chmod(tmp, 384) -- 0600
+  if sys.chmod then
+    sys.chmod(tmp, 384) -- 0600
   end
   local ok
   ok, err = f:write(text, "\n")

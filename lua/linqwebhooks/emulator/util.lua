@@ -2,6 +2,7 @@
 -- Runs on Lua 5.4 and LuaJIT (no bitwise operators).
 local core = require "linqwebhooks.core"
 local socket = require "socket"
+local url = require "linqwebhooks.url"
 
 local M = {}
 
@@ -58,77 +59,18 @@ M.b64encode = core.base64_encode
 --- A fresh signing secret: "whsec_" + base64 of 32 random bytes.
 M.new_secret = core.new_secret
 
---- True for loopback host names / addresses (IPv4 127/8, ::1, localhost).
-function M.is_loopback_host(host)
-  if type(host) ~= "string" then
-    return false
-  end
-  host = host:lower()
-  if host == "localhost" or host == "::1" or host == "[::1]" then
-    return true
-  end
-  local a, b, c, d = host:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
-  if a and tonumber(a) == 127 and tonumber(b) < 256 and tonumber(c) < 256 and tonumber(d) < 256 then
-    return true
-  end
-  local v4 = host:match("^::ffff:(%d+%.%d+%.%d+%.%d+)$")
-  if v4 then
-    return M.is_loopback_host(v4)
-  end
-  return false
-end
+--- True for loopback host names / addresses (linqwebhooks.url.is_loopback:
+-- 127.0.0.0/8 dotted quads, ::1, ::ffff:127.x.y.z, localhost).
+M.is_loopback_host = url.is_loopback
 
---- Parses an absolute http(s) URL.
--- Returns { scheme, host (brackets stripped), port, authority, target (path?query), query }
--- or nil, reason.
-function M.parse_url(url)
-  if type(url) ~= "string" then
-    return nil, "not a string"
-  end
-  if #url > 2048 then
+--- Parses an absolute http(s) URL of at most 2048 characters
+-- (linqwebhooks.url.parse). Returns { scheme, host (brackets stripped),
+-- port, authority, target (path?query), query, ... } or nil, reason.
+function M.parse_url(s)
+  if type(s) == "string" and #s > 2048 then
     return nil, "longer than 2048 characters"
   end
-  if url:find("[%c%s]") then
-    return nil, "contains whitespace or control characters"
-  end
-  local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
-  if not scheme then
-    return nil, "not an absolute URL"
-  end
-  scheme = scheme:lower()
-  local authority, target = rest:match("^([^/?#]*)(.*)$")
-  target = target:gsub("#.*$", "")
-  if target == "" or target:sub(1, 1) == "?" then
-    target = "/" .. target
-  end
-  if authority:find("@", 1, true) then
-    return nil, "must not contain credentials"
-  end
-  local host, port
-  if authority:sub(1, 1) == "[" then
-    host, port = authority:match("^%[([%x:.]+)%]:?(%d*)$")
-  else
-    host, port = authority:match("^([%w.-]+):?(%d*)$")
-  end
-  if not host or host == "" then
-    return nil, "has no valid host"
-  end
-  if port == "" then
-    port = (scheme == "https") and 443 or 80
-  else
-    port = tonumber(port)
-    if port < 1 or port > 65535 then
-      return nil, "has an invalid port"
-    end
-  end
-  return {
-    scheme = scheme,
-    host = host:lower(),
-    port = port,
-    authority = authority,
-    target = target,
-    query = target:match("%?(.*)$"),
-  }
+  return url.parse(s)
 end
 
 --- Value of a query parameter (no percent-decoding needed for versions).

@@ -4,7 +4,8 @@
 --
 --   local transport = require "linqwebhooks.transport"
 --   local mod = transport.select(opts, level)
---   local t = mod.new{ timeout = s, connect_timeout = s, ca_file = path|nil, max_body = n }
+--   local t = mod.new{ timeout = s, connect_timeout = s, ca_file = path|nil, max_body = n,
+--                      proxy = nil|false|url }   -- false: never a proxy (loopback base URLs)
 --   local res, kind, msg = t:request(method, url, headers, body)   -- see transport/curl.lua
 --   t:close()
 --

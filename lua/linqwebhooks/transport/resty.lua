@@ -5,8 +5,14 @@
 --                                                           max_body = 8 * 2^20 }
 --   local res, kind, msg, detail = t:request(method, url, headers, body)
 --   -- res = { status = n, headers = { [lowercase name] = value }, body = s, http_version = 1.1 }
---   -- failure: nil, "timeout" | "connection", message (no secrets), detail ("too_large" or nil)
+--   -- failure: nil, "timeout" | "connection", message (no secrets), detail:
+--   --   "too_large" (body over max_body, or a header line over 100 KB, a header
+--   --   block with trailers over 300 KB, a chunk-size line over 100 KB: the
+--   --   message starts "protocol error:"), "tls", "not_sent" or nil
 --   t:close()  -- idempotent
+--
+-- Proxies: none, ever (cosockets connect directly); option proxy = false is
+-- accepted, a proxy URL is refused.
 --
 -- Only usable where cosockets are (rewrite, access, content, timer, ssl_cert...);
 -- `require("linqwebhooks.transport").select` picks it there automatically.
@@ -21,6 +27,7 @@
 -- per-worker keepalive pool (named per scheme/host/port) when the response
 -- allows it; responses may be content-length, chunked or close-delimited.
 local options = require "linqwebhooks.options"
+local urlmod = require "linqwebhooks.url"
 
 local M = { name = "resty" }
 M.user_agent = "ngx_lua-cosocket"
@@ -50,6 +57,14 @@ local schema = {
       .. " lua_ssl_trusted_certificate in nginx.conf instead"
   end },
   max_body = { types = { "number" }, check = options.body_bytes },
+  -- cosockets connect directly: false (no proxy) is all they can do
+  proxy = { types = { "boolean", "string" }, check = function(v)
+    if v == false then
+      return true
+    end
+    return false, "is not supported by the resty (cosocket) transport: it always connects"
+      .. " directly (pass proxy = false or leave it out)"
+  end },
   keepalive_timeout = { types = { "number" }, check = positive },
   keepalive_pool = { types = { "number" }, check = function(v)
     if v >= 1 and v % 1 == 0 and v < 65536 then
@@ -74,59 +89,22 @@ function M.new(opts, level)
     _ka_timeout = math.floor((opts.keepalive_timeout or DEFAULTS.keepalive_timeout) * 1000),
     _ka_pool = opts.keepalive_pool or DEFAULTS.keepalive_pool,
     _closed = false,
+    _ngx = ngx,
   }, Transport)
 end
-
---- Splits an http(s) URL: scheme, host (brackets removed), port, path?query.
-local function parse_url(url)
-  local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
-  if not scheme then
-    return nil, "not an absolute URL"
-  end
-  scheme = scheme:lower()
-  if scheme ~= "http" and scheme ~= "https" then
-    return nil, "unsupported scheme '" .. scheme .. "'"
-  end
-  local authority, path = rest:match("^([^/?#]*)(.*)$")
-  path = path:gsub("#.*$", "")
-  if path == "" then
-    path = "/"
-  elseif path:sub(1, 1) == "?" then
-    path = "/" .. path
-  end
-  if authority:find("@", 1, true) then
-    return nil, "credentials in URLs are not supported"
-  end
-  local host, port
-  if authority:sub(1, 1) == "[" then
-    host, port = authority:match("^%[([%x:.]+)%]:?(%d*)$")
-  else
-    host, port = authority:match("^([^:]+):?(%d*)$")
-  end
-  if not host or host == "" then
-    return nil, "bad host in URL"
-  end
-  local default = scheme == "https" and 443 or 80
-  local nport = port ~= "" and tonumber(port) or default
-  if not nport or nport < 1 or nport > 65535 then
-    return nil, "bad port in URL"
-  end
-  local host_header = host
-  if authority:sub(1, 1) == "[" then
-    host_header = "[" .. host .. "]"
-  end
-  if nport ~= default then
-    host_header = host_header .. ":" .. nport
-  end
-  return scheme, host, nport, path, host_header
-end
-M._parse_url = parse_url
 
 local function fail(sock, kind, msg, detail)
   if sock then
     sock:close()
   end
   return nil, kind, msg, detail
+end
+
+-- A response that breaks a limit: a connection error the client does not
+-- retry (detail "too_large", like a body over max_body).
+local function too_large(sock, what, limit, host)
+  return fail(sock, "connection", "protocol error: " .. what .. " from " .. host
+    .. " is longer than " .. limit .. " bytes", "too_large")
 end
 
 -- Maps a cosocket error string to (kind, message).
@@ -141,8 +119,328 @@ local function io_error(what, err)
   return "connection", msg
 end
 
-local function header_value_ok(s)
-  return not s:find("[\r\n%z]")
+local function io_fail(sock, what, err)
+  local kind, msg = io_error(what, err)
+  return fail(sock, kind, msg)
+end
+
+-- Gives every socket operation what is left of the request's deadline.
+local function arm(ngx, sock, deadline)
+  ngx.update_time()
+  local r = math.floor((deadline - ngx.now()) * 1000)
+  if r < 1 then
+    r = 1
+  end
+  sock:settimeouts(r, r, r)
+  return r
+end
+
+------------------------------------------------------------------------------
+-- bounded reads (libcurl's limits: one header line <= 100 KB, a header block
+-- <= 300 KB; nothing a peer sends is buffered beyond them)
+
+M.MAX_LINE = 100 * 1024
+M.MAX_HEAD = 300 * 1024
+local READ_PIECE = 16 * 1024
+
+-- Reads up to `delim` (a receiveuntil iterator `reader`), at most `limit`
+-- bytes before it. Returns the data, or nil, err ("too_long" or a cosocket
+-- error).
+local function read_until(reader, limit)
+  local first, parts, n = nil, nil, 0
+  while true do
+    local data, err = reader(READ_PIECE)
+    if not data then
+      if err then
+        return nil, err
+      end
+      break
+    end
+    n = n + #data
+    if n > limit then
+      return nil, "too_long"
+    end
+    if not first then
+      first = data
+    elseif parts then
+      parts[#parts + 1] = data
+    else
+      parts = { first, data }
+    end
+  end
+  if parts then
+    return table.concat(parts)
+  end
+  return first or ""
+end
+
+------------------------------------------------------------------------------
+-- the steps of a request (the seams of lua-resty-http)
+
+-- The request head and body as a table for sock:send; raises (at the
+-- caller of Transport:request) on bad header names or values.
+local function build_request(method, u, headers, body)
+  local out = { method, " ", u.target, " HTTP/1.1\r\n" }
+  local has = {}
+  if headers then
+    for k, v in pairs(headers) do
+      if type(k) ~= "string" or not k:match("^[%w!#$%%&'*+.^_`|~-]+$") then
+        error("transport.resty: bad header name " .. tostring(k), 3)
+      end
+      if type(v) ~= "string" and type(v) ~= "number" then
+        error("transport.resty: header '" .. k .. "' must have a string value, got " .. type(v), 3)
+      end
+      v = tostring(v)
+      if v:find("[\r\n%z]") then
+        error("transport.resty: header '" .. k .. "' has a line break or NUL in its value", 3)
+      end
+      has[k:lower()] = true
+      out[#out + 1] = k
+      out[#out + 1] = ": "
+      out[#out + 1] = v
+      out[#out + 1] = "\r\n"
+    end
+  end
+  if not has["host"] then
+    out[#out + 1] = "Host: " .. u.host_header .. "\r\n"
+  end
+  if not has["user-agent"] then
+    out[#out + 1] = "User-Agent: linqwebhooks (" .. M.user_agent .. ")\r\n"
+  end
+  if not has["content-length"] and (body or method == "POST" or method == "PUT"
+      or method == "PATCH") then
+    out[#out + 1] = "Content-Length: " .. (body and #body or 0) .. "\r\n"
+  end
+  out[#out + 1] = "\r\n"
+  if body then
+    out[#out + 1] = body
+  end
+  return out
+end
+
+-- Connects (or takes a pooled connection) and does the TLS handshake on a
+-- fresh https connection. Returns sock, fresh | nil, kind, msg, detail.
+function Transport:_connect(u, deadline)
+  local ngx = self._ngx
+  local sock, serr = ngx.socket.tcp()
+  if not sock then
+    return nil, "connection", "cannot create a cosocket: " .. tostring(serr)
+  end
+  local rem = arm(ngx, sock, deadline)
+  local cto = math.floor(self._connect_timeout * 1000)
+  sock:settimeouts(cto < rem and cto or rem, rem, rem)
+  local host, port = u.host, u.port
+  local pool = u.scheme .. "://" .. host .. ":" .. port .. (u.scheme == "https" and "#verify" or "")
+  -- (nginx parses IPv6 literals only in brackets)
+  local ok, err = sock:connect(u.ipv6 and ("[" .. host .. "]") or host, port,
+    { pool = pool, pool_size = self._ka_pool })
+  if not ok then
+    local kind, msg = io_error("connect to " .. host .. ":" .. port, err)
+    return fail(sock, kind, msg, "not_sent") -- nothing of the request left
+  end
+  local fresh = sock:getreusedtimes() == 0
+  if u.scheme == "https" and fresh then
+    -- the URL's host is the SNI name and the name checked against the
+    -- certificate; verification is always on
+    local ok2, herr = sock:sslhandshake(false, host, true)
+    if not ok2 then
+      local kind, msg = io_error("TLS handshake with " .. host, herr)
+      local cert = type(herr) == "string" and (herr:find("certificate", 1, true)
+        or herr:find("verif", 1, true))
+      return fail(sock, kind, msg, cert and "tls" or "not_sent")
+    end
+  end
+  return sock, fresh
+end
+
+-- Sends the request. Returns true | nil, kind, msg, detail.
+local function send_request(sock, out, u, fresh)
+  local sent, werr = sock:send(out)
+  if sent then
+    return true
+  end
+  if werr == "closed" and u.scheme == "https" and fresh then
+    -- nginx-lua can report a handshake as done on a connection it closed
+    -- for a failed certificate verification (asynchronous handshakes)
+    return fail(sock, "connection", "TLS connection to " .. u.host .. " closed right after the"
+      .. " handshake (certificate not trusted? see lua_ssl_trusted_certificate)", "tls")
+  end
+  return io_fail(sock, "sending the request", werr)
+end
+
+-- Parses one header block ("HTTP/x.y nnn ...\r\nName: value\r\n...") into
+-- status, version, headers | nil, kind, msg, detail.
+local function parse_head(sock, block, host)
+  local status_line, rest = block:match("^([^\r\n]*)\r?\n?(.*)$")
+  local v, s = status_line:match("^HTTP/(%d%.%d) (%d%d%d)")
+  if not s then
+    return fail(sock, "connection", "malformed HTTP status line from " .. host)
+  end
+  local rh, n = {}, 0
+  for line in rest:gmatch("([^\n]*)\n?") do
+    if #line > M.MAX_LINE then
+      return too_large(sock, "a response header line", M.MAX_LINE, host)
+    end
+    line = line:gsub("\r$", "")
+    if line ~= "" then
+      n = n + 1
+      if n > 200 then
+        return fail(sock, "connection", "too many response headers from " .. host)
+      end
+      local k, val = line:match("^([^:%s]+)%s*:%s*(.-)%s*$")
+      if not k then
+        return fail(sock, "connection", "malformed response header from " .. host)
+      end
+      k = k:lower()
+      rh[k] = rh[k] and (rh[k] .. ", " .. val) or val
+    end
+  end
+  return tonumber(s), tonumber(v), rh
+end
+
+-- Reads the status line and headers, skipping interim 1xx responses; all
+-- header blocks together are bounded by MAX_HEAD. Returns status, version,
+-- headers, budget (header bytes still allowed, for trailers) | nil, ...
+local function read_head(ngx, sock, host, deadline)
+  local budget = M.MAX_HEAD
+  local reader = sock:receiveuntil("\r\n\r\n")
+  while true do
+    arm(ngx, sock, deadline)
+    local block, err = read_until(reader, budget)
+    if not block then
+      if err == "too_long" then
+        return too_large(sock, "the response header block", M.MAX_HEAD, host)
+      end
+      return io_fail(sock, "reading the response", err)
+    end
+    budget = budget - #block
+    local status, version, headers, detail = parse_head(sock, block, host)
+    if not status then
+      return nil, version, headers, detail -- (kind, msg, detail from fail)
+    end
+    if status >= 200 or status == 101 or status < 100 then
+      return status, version, headers, budget
+    end
+  end
+end
+
+-- Chunked body (RFC 9112 7.1); chunk-size lines at most MAX_LINE bytes,
+-- trailers within what is left of the header budget.
+local function read_chunked(ngx, sock, host, deadline, max, budget)
+  local lines = sock:receiveuntil("\r\n")
+  local parts, total = {}, 0
+  while true do
+    arm(ngx, sock, deadline)
+    local sz, cerr = read_until(lines, M.MAX_LINE)
+    if not sz then
+      if cerr == "too_long" then
+        return too_large(sock, "a chunk-size line", M.MAX_LINE, host)
+      end
+      return io_fail(sock, "reading the response body", cerr)
+    end
+    local n = tonumber(sz:match("^%s*(%x+)"), 16)
+    if not n then
+      return fail(sock, "connection", "malformed chunked encoding from " .. host)
+    end
+    if n == 0 then
+      break
+    end
+    total = total + n
+    if total > max then
+      return fail(sock, "connection", "response body larger than max_body (" .. max
+        .. " bytes)", "too_large")
+    end
+    local data, derr = sock:receive(n)
+    if not data then
+      return io_fail(sock, "reading the response body", derr)
+    end
+    parts[#parts + 1] = data
+    local crlf, lerr = sock:receive(2)
+    if crlf ~= "\r\n" then
+      if not crlf then
+        return io_fail(sock, "reading the response body", lerr)
+      end
+      return fail(sock, "connection", "malformed chunked encoding from " .. host)
+    end
+  end
+  -- trailers, up to the empty line
+  while true do
+    local limit = budget < M.MAX_LINE and budget or M.MAX_LINE
+    local t, terr = read_until(lines, limit)
+    if not t then
+      if terr == "too_long" then
+        return too_large(sock, limit == budget and "the response header block (with trailers)"
+          or "a response trailer line", limit == budget and M.MAX_HEAD or M.MAX_LINE, host)
+      end
+      return io_fail(sock, "reading the response trailers", terr)
+    end
+    if t == "" then
+      break
+    end
+    budget = budget - #t - 2
+    if budget < 0 then
+      return too_large(sock, "the response header block (with trailers)", M.MAX_HEAD, host)
+    end
+  end
+  return table.concat(parts)
+end
+
+-- Body of `n` bytes (Content-Length).
+local function read_length(ngx, sock, host, deadline, max, cl)
+  local n = tonumber(cl)
+  if not n or n < 0 or n % 1 ~= 0 then
+    return fail(sock, "connection", "bad Content-Length from " .. host)
+  end
+  if n > max then
+    return fail(sock, "connection", "response body larger than max_body (" .. max
+      .. " bytes)", "too_large")
+  end
+  if n == 0 then
+    return ""
+  end
+  arm(ngx, sock, deadline)
+  local data, derr = sock:receive(n)
+  if not data then
+    return io_fail(sock, "reading the response body", derr)
+  end
+  return data
+end
+
+-- Body delimited by the end of the connection.
+local function read_until_close(ngx, sock, deadline, max)
+  local parts, total = {}, 0
+  while true do
+    arm(ngx, sock, deadline)
+    local data, derr, partial = sock:receive(8192)
+    local chunk = data or partial
+    if chunk and #chunk > 0 then
+      total = total + #chunk
+      if total > max then
+        return fail(sock, "connection", "response body larger than max_body (" .. max
+          .. " bytes)", "too_large")
+      end
+      parts[#parts + 1] = chunk
+    end
+    if not data then
+      if derr ~= "closed" then
+        return io_fail(sock, "reading the response body", derr)
+      end
+      return table.concat(parts)
+    end
+  end
+end
+
+-- May the connection go back to the pool after this response?
+local function keepalive_allowed(version, headers)
+  local conn = headers["connection"]
+  conn = conn and conn:lower()
+  if conn and conn:find("close", 1, true) then
+    return false
+  end
+  if version < 1.1 then
+    return conn ~= nil and conn:find("keep-alive", 1, true) ~= nil
+  end
+  return true
 end
 
 --- t:request(method, url, headers, body) -> res | nil, kind, msg, detail
@@ -162,259 +460,50 @@ function Transport:request(method, url, headers, body)
   if body ~= nil and type(body) ~= "string" then
     error("transport.resty: argument 'body' must be a string, got " .. type(body), 2)
   end
-  local scheme, host, port, path, host_header = parse_url(url)
-  if not scheme then
-    return nil, "connection", "bad URL: " .. host
+  local u, why = urlmod.parse(url)
+  if not u or (u.scheme ~= "http" and u.scheme ~= "https") then
+    return nil, "connection", "bad URL: " .. (why or ("unsupported scheme '" .. u.scheme .. "'"))
   end
+  local out = build_request(method, u, headers, body)
 
-  -- request head
-  local out = { method, " ", path, " HTTP/1.1\r\n" }
-  local has = {}
-  if headers then
-    for k, v in pairs(headers) do
-      if type(k) ~= "string" or not k:match("^[%w!#$%%&'*+.^_`|~-]+$") then
-        error("transport.resty: bad header name " .. tostring(k), 2)
-      end
-      if type(v) ~= "string" and type(v) ~= "number" then
-        error("transport.resty: header '" .. k .. "' must have a string value, got " .. type(v), 2)
-      end
-      v = tostring(v)
-      if not header_value_ok(v) then
-        error("transport.resty: header '" .. k .. "' has a line break or NUL in its value", 2)
-      end
-      has[k:lower()] = true
-      out[#out + 1] = k
-      out[#out + 1] = ": "
-      out[#out + 1] = v
-      out[#out + 1] = "\r\n"
-    end
-  end
-  if not has["host"] then
-    out[#out + 1] = "Host: " .. host_header .. "\r\n"
-  end
-  if not has["user-agent"] then
-    out[#out + 1] = "User-Agent: linqwebhooks (" .. M.user_agent .. ")\r\n"
-  end
-  if not has["content-length"] and (body or method == "POST" or method == "PUT"
-      or method == "PATCH") then
-    out[#out + 1] = "Content-Length: " .. (body and #body or 0) .. "\r\n"
-  end
-  out[#out + 1] = "\r\n"
-  if body then
-    out[#out + 1] = body
-  end
-
-  local ngx = rawget(_G, "ngx")
-  local now = ngx.now
+  local ngx = self._ngx
   ngx.update_time()
-  local deadline = now() + self._timeout
-  local function remaining_ms()
-    ngx.update_time()
-    local r = (deadline - now()) * 1000
-    if r < 1 then
-      r = 1
-    end
-    return math.floor(r)
-  end
-
-  local sock, serr = ngx.socket.tcp()
+  local deadline = ngx.now() + self._timeout
+  local sock, fresh, cmsg, cdetail = self:_connect(u, deadline)
   if not sock then
-    return nil, "connection", "cannot create a cosocket: " .. tostring(serr)
+    return nil, fresh, cmsg, cdetail -- (fresh is the error kind here)
   end
-  local cto = math.floor(self._connect_timeout * 1000)
-  local rem = remaining_ms()
-  sock:settimeouts(cto < rem and cto or rem, rem, rem)
-  local pool = scheme .. "://" .. host .. ":" .. port .. (scheme == "https" and "#verify" or "")
-  local ok, err = sock:connect(host, port, { pool = pool, pool_size = self._ka_pool })
+  arm(ngx, sock, deadline)
+  local ok, k2, m2, d2 = send_request(sock, out, u, fresh)
   if not ok then
-    local kind, msg = io_error("connect to " .. host .. ":" .. port, err)
-    return fail(sock, kind, msg, "not_sent") -- nothing of the request left
-  end
-  local fresh = sock:getreusedtimes() == 0
-  if scheme == "https" and fresh then
-    -- the URL's host is the SNI name and the name checked against the
-    -- certificate; verification is always on
-    local ok2, herr = sock:sslhandshake(false, host, true)
-    if not ok2 then
-      local kind, msg = io_error("TLS handshake with " .. host, herr)
-      local cert = type(herr) == "string" and (herr:find("certificate", 1, true)
-        or herr:find("verif", 1, true))
-      return fail(sock, kind, msg, cert and "tls" or "not_sent")
-    end
+    return nil, k2, m2, d2
   end
 
-  sock:settimeouts(remaining_ms(), remaining_ms(), remaining_ms())
-  local sent, werr = sock:send(out)
-  if not sent then
-    if werr == "closed" and scheme == "https" and fresh then
-      -- nginx-lua can report a handshake as done on a connection it closed
-      -- for a failed certificate verification (asynchronous handshakes)
-      return fail(sock, "connection", "TLS connection to " .. host .. " closed right after the"
-        .. " handshake (certificate not trusted? see lua_ssl_trusted_certificate)", "tls")
-    end
-    local kind, msg = io_error("sending the request", werr)
-    return fail(sock, kind, msg)
+  local status, version, resp_headers, budget = read_head(ngx, sock, u.host, deadline)
+  if not status then
+    return nil, version, resp_headers, budget
   end
 
-  -- status line (skipping interim 1xx responses)
-  local status, version, line, rerr, resp_headers
-  repeat
-    sock:settimeouts(remaining_ms(), remaining_ms(), remaining_ms())
-    line, rerr = sock:receive("*l")
-    if not line then
-      local kind, msg = io_error("reading the response", rerr)
-      return fail(sock, kind, msg)
-    end
-    local v, s = line:match("^HTTP/(%d%.%d) (%d%d%d)")
-    if not s then
-      return fail(sock, "connection", "malformed HTTP status line from " .. host)
-    end
-    version, status = tonumber(v), tonumber(s)
-    local interim = status >= 100 and status < 200 and status ~= 101
-    -- headers of this response (interim ones are discarded)
-    local rh = {}
-    local nheaders = 0
-    while true do
-      local h, herr = sock:receive("*l")
-      if not h then
-        local kind, msg = io_error("reading the response headers", herr)
-        return fail(sock, kind, msg)
-      end
-      if h == "" then
-        break
-      end
-      nheaders = nheaders + 1
-      if nheaders > 200 then
-        return fail(sock, "connection", "too many response headers from " .. host)
-      end
-      local k, val = h:match("^([^:%s]+)%s*:%s*(.-)%s*$")
-      if not k then
-        return fail(sock, "connection", "malformed response header from " .. host)
-      end
-      k = k:lower()
-      if rh[k] then
-        rh[k] = rh[k] .. ", " .. val
-      else
-        rh[k] = val
-      end
-    end
-    if not interim then
-      resp_headers = rh
-    end
-  until not interim
-
-  -- body
   local max = self._max_body
   local te = resp_headers["transfer-encoding"]
   local cl = resp_headers["content-length"]
-  local keepalive = version >= 1.1
-  local conn = resp_headers["connection"]
-  if conn and conn:lower():find("close", 1, true) then
-    keepalive = false
-  elseif version < 1.1 and conn and conn:lower():find("keep-alive", 1, true) then
-    keepalive = true
-  end
-  local rbody
+  local keepalive = keepalive_allowed(version, resp_headers)
+  local rbody, bkind, bmsg, bdetail
   if method == "HEAD" or status == 204 or status == 304 then
     rbody = ""
   elseif te and te:lower():find("chunked", 1, true) then
-    local parts, total = {}, 0
-    while true do
-      sock:settimeouts(remaining_ms(), remaining_ms(), remaining_ms())
-      local sz, cerr = sock:receive("*l")
-      if not sz then
-        local kind, msg = io_error("reading the response body", cerr)
-        return fail(sock, kind, msg)
-      end
-      local n = tonumber(sz:match("^%s*(%x+)"), 16)
-      if not n then
-        return fail(sock, "connection", "malformed chunked encoding from " .. host)
-      end
-      if n == 0 then
-        -- trailers, up to the empty line
-        repeat
-          local t, terr = sock:receive("*l")
-          if not t then
-            local kind, msg = io_error("reading the response trailers", terr)
-            return fail(sock, kind, msg)
-          end
-        until t == ""
-        break
-      end
-      total = total + n
-      if total > max then
-        return fail(sock, "connection", "response body larger than max_body (" .. max
-          .. " bytes)", "too_large")
-      end
-      local data, derr = sock:receive(n)
-      if not data then
-        local kind, msg = io_error("reading the response body", derr)
-        return fail(sock, kind, msg)
-      end
-      parts[#parts + 1] = data
-      local crlf, lerr = sock:receive("*l")
-      if crlf ~= "" then
-        if not crlf then
-          local kind, msg = io_error("reading the response body", lerr)
-          return fail(sock, kind, msg)
-        end
-        return fail(sock, "connection", "malformed chunked encoding from " .. host)
-      end
-    end
-    rbody = table.concat(parts)
+    rbody, bkind, bmsg, bdetail = read_chunked(ngx, sock, u.host, deadline, max, budget)
   elseif cl then
-    local n = tonumber(cl)
-    if not n or n < 0 or n % 1 ~= 0 then
-      return fail(sock, "connection", "bad Content-Length from " .. host)
-    end
-    if n > max then
-      return fail(sock, "connection", "response body larger than max_body (" .. max
-        .. " bytes)", "too_large")
-    end
-    if n == 0 then
-      rbody = ""
-    else
-      sock:settimeouts(remaining_ms(), remaining_ms(), remaining_ms())
-      local data, derr = sock:receive(n)
-      if not data then
-        local kind, msg = io_error("reading the response body", derr)
-        return fail(sock, kind, msg)
-      end
-      rbody = data
-    end
+    rbody, bkind, bmsg, bdetail = read_length(ngx, sock, u.host, deadline, max, cl)
   else
-    -- delimited by the end of the connection
     keepalive = false
-    local parts, total = {}, 0
-    while true do
-      sock:settimeouts(remaining_ms(), remaining_ms(), remaining_ms())
-      local data, derr, partial = sock:receive(8192)
-      local chunk = data or partial
-      if chunk and #chunk > 0 then
-        total = total + #chunk
-        if total > max then
-          return fail(sock, "connection", "response body larger than max_body (" .. max
-            .. " bytes)", "too_large")
-        end
-        parts[#parts + 1] = chunk
-      end
-      if not data then
-        if derr ~= "closed" then
-          local kind, msg = io_error("reading the response body", derr)
-          return fail(sock, kind, msg)
-        end
-        break
-      end
-    end
-    rbody = table.concat(parts)
+    rbody, bkind, bmsg, bdetail = read_until_close(ngx, sock, deadline, max)
+  end
+  if not rbody then
+    return nil, bkind, bmsg, bdetail
   end
 
-  if keepalive then
-    local kok = sock:setkeepalive(self._ka_timeout, self._ka_pool)
-    if not kok then
-      sock:close()
-    end
-  else
+  if not keepalive or not sock:setkeepalive(self._ka_timeout, self._ka_pool) then
     sock:close()
   end
   return { status = status, headers = resp_headers, body = rbody, http_version = version }

@@ -1,6 +1,7 @@
 -- issue 14: the envelope of a delivery is read by one strict scan in C
 -- (linqwebhooks.scan: csrc/ffi.c through the FFI under LuaJIT, through
--- csrc/lua/scan.c elsewhere) and `data` is decoded when first read. These specs compare that path with the full decode on
+-- core.json_members (csrc/lua/json.c) elsewhere) and `data` is decoded
+-- when first read. These specs compare that path with the full decode on
 -- many bodies: whatever the scan accepts, the decoder accepts with the same
 -- envelope and the same data; whatever it is unsure of goes to the decoder.
 local event = require "linqwebhooks.event"
