@@ -79,6 +79,7 @@ build = {
     ["linqwebhooks.hiredis"] = {
       sources = {
         "csrc/lua/hiredis.c",
+        "csrc/lua/util.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "hiredis" },
@@ -88,6 +89,7 @@ build = {
     ["linqwebhooks.sqlite"] = {
       sources = {
         "csrc/lua/sqlite.c",
+        "csrc/lua/util.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "sqlite3" },
