@@ -261,13 +261,7 @@ describe("errors", function()
 end)
 
 describe("v:unwrap", function()
-  local function read(path)
-    local f = assert(io.open(path, "rb"))
-    local s = f:read("*a")
-    f:close()
-    return s
-  end
-  local sample = read("bench/message_received.json")
+  local sample = assert(require("support.util").read_file("bench/message_received.json"))
 
   it("verifies, then decodes the envelope into an event", function()
     local h = linq.sign { secret = SECRET, body = sample, id = "2915e81c-5068-4796-ace2-21d2c94ad298",
