@@ -32,6 +32,7 @@
 -- parsed by hiredis (linqwebhooks.hiredis format / reader).
 local options = require "linqwebhooks.options"
 local tls_name = require "linqwebhooks.tls_name"
+local transport = require "linqwebhooks.transport"
 
 local M = {}
 
@@ -212,12 +213,8 @@ local COSOCKET_PHASES = {
 
 --- "cosocket" | nil, err (in nginx without cosockets) | false (plain Lua)
 local function ngx_mode()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then
-    return false
-  end
-  local ok, phase = pcall(ngx.get_phase)
-  if not ok then
+  local phase = transport.phase()
+  if phase == nil then
     return false
   end
   if COSOCKET_PHASES[phase] then

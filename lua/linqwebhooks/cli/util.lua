@@ -120,6 +120,13 @@ function M.secrets(values, cmd)
   return list
 end
 
+--- Adds the repeatable --secret option (read by M.secrets) to command c;
+-- `note` (optional) goes into its help after "a rotation keyring".
+function M.secret_option(c, note)
+  c:option("--secret", "Signing secret whsec_... (repeat for a rotation keyring" .. (note or "") .. ")."
+    .. " Default: $LINQ_WEBHOOK_SECRET."):count("*"):argname("<whsec_...>")
+end
+
 --- Whole stdin.
 function M.read_stdin()
   return io.stdin:read("*a") or ""
