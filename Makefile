@@ -62,7 +62,7 @@ $(BASAN)/linqwebhooks/$(1).so: $(2) $(UTIL_SRC) $(HDRS) Makefile
 endef
 
 # the runtime module nginx workers load: verification + JSON, libcrypto and cJSON only
-CORE_MOD_SRC := $(LIB_SRC) csrc/lua/core.c csrc/lua/verify.c csrc/lua/json.c
+CORE_MOD_SRC := $(LIB_SRC) csrc/lua/core.c csrc/lua/verify.c csrc/lua/json.c csrc/lua/fileinfo.c
 $(eval $(call lwh_module,core,$(CORE_MOD_SRC),-lcjson -lcrypto,libcrypto libcjson))
 # tooling: the libcurl client transport; signals, kill, chmod, clock
 $(eval $(call lwh_module,http,csrc/lua/http.c,-lcurl,libcurl))
@@ -262,9 +262,9 @@ $(EMBED): examples/embed.c csrc/linqwebhooks.h $(LIBA)
 embed: $(EMBED)
 	./$(EMBED)
 
-# The emulator in the foreground (Ctrl-C stops it).
+# The emulator in the foreground (Ctrl-C stops it): make emulator [PORT=8787] [VERBOSE=1]
 emulator: $(MODS54)
-	$(ENV54) $(LUA54) examples/emulator.lua
+	$(LUA54) examples/emulator.lua $(PORT) $(if $(filter 1 yes true,$(VERBOSE)),--verbose)
 
 # Both rockspecs (scm and the release), from the files that exist.
 rockspec:
@@ -294,7 +294,8 @@ prism:
 	npm install --prefix build/node --no-audit --no-fund --silent \
 	  @stoplight/prism-cli@$(PRISM_VERSION) js-yaml@4
 
-# Two receivers and two workers sharing one inbox, the emulator delivering
+# Two receivers (plain Lua + nginx when available) and two workers on one Redis
+# inbox (a redis-server of its own), the emulator delivering; LINQ_INBOX=sqlite: SQLite
 .PHONY: scale-out
-scale-out: $(MODS54)
+scale-out: $(MODS54) $(MODSJIT)
 	$(ENV54) $(LUA54) examples/scale-out/run.lua

@@ -8,7 +8,17 @@
 --   6. print the emulator's delivery log, delete the subscription, stop everything
 -- Exits 0 when every event was handled, 1 otherwise.
 --
--- Run: eval "$(make -s env)" && lua5.4 examples/demo.lua
+-- Run: lua5.4 examples/demo.lua
+
+-- Runs from a checkout after `make` (or `make luajit`) with no LUA_PATH:
+-- this checkout's lua/ and build/<5.4|jit>/ come first (`make -s env` not needed).
+do
+  local dir = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
+  local root = dir .. "/../"
+  local build = rawget(_G, "jit") and "jit" or _VERSION:match("%d+%.%d+")
+  package.path = root .. "lua/?.lua;" .. root .. "lua/?/init.lua;" .. package.path
+  package.cpath = root .. "build/" .. build .. "/?.so;" .. package.cpath
+end
 local linq = require "linqwebhooks"
 local receiver = require "linqwebhooks.receiver"
 local emulator = require "linqwebhooks.emulator"

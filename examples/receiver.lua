@@ -8,6 +8,16 @@
 -- Port 0 (the default) picks a free port. LINQ_WEBHOOK_SECRET may hold
 -- several comma-separated secrets while you rotate subscriptions.
 -- For the open internet put nginx in front (see examples/nginx).
+
+-- Runs from a checkout after `make` (or `make luajit`) with no LUA_PATH:
+-- this checkout's lua/ and build/<5.4|jit>/ come first (`make -s env` not needed).
+do
+  local dir = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
+  local root = dir .. "/../"
+  local build = rawget(_G, "jit") and "jit" or _VERSION:match("%d+%.%d+")
+  package.path = root .. "lua/?.lua;" .. root .. "lua/?/init.lua;" .. package.path
+  package.cpath = root .. "build/" .. build .. "/?.so;" .. package.cpath
+end
 local linq = require "linqwebhooks"
 local receiver = require "linqwebhooks.receiver"
 

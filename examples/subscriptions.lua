@@ -4,10 +4,19 @@
 -- changes and finally deletes one subscription). Without it, it starts the
 -- local emulator and runs the same steps there.
 --
---   eval "$(make -s env)"
 --   lua5.4 examples/subscriptions.lua                     # emulator
 --   LINQ_API_V3_API_KEY=... lua5.4 examples/subscriptions.lua   # real API
 --   EXAMPLE_TARGET_URL=https://hooks.example.org/linq lua5.4 examples/subscriptions.lua
+
+-- Runs from a checkout after `make` (or `make luajit`) with no LUA_PATH:
+-- this checkout's lua/ and build/<5.4|jit>/ come first (`make -s env` not needed).
+do
+  local dir = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
+  local root = dir .. "/../"
+  local build = rawget(_G, "jit") and "jit" or _VERSION:match("%d+%.%d+")
+  package.path = root .. "lua/?.lua;" .. root .. "lua/?/init.lua;" .. package.path
+  package.cpath = root .. "build/" .. build .. "/?.so;" .. package.cpath
+end
 local linq = require "linqwebhooks"
 
 local emu
@@ -44,9 +53,12 @@ local function main()
   print("updated: phone filter " .. table.concat(sub.phone_numbers, ", ")
     .. ", message.read: " .. tostring(sub:subscribes_to("message.read")))
   assert(sub:update{ phone_numbers = linq.null })       -- remove the line filter
+  print("updated: phone filter removed (all lines): " .. tostring(sub.phone_numbers == nil
+    or sub.phone_numbers == linq.null or #sub.phone_numbers == 0))
   assert(sub:deactivate())
   print("deactivated: is_active = " .. tostring(sub.is_active))
   assert(sub:activate())
+  print("activated: is_active = " .. tostring(sub.is_active))
 
   for _, s in ipairs(assert(client.webhook_subscriptions:list())) do
     print("  listed " .. tostring(s))
@@ -56,6 +68,7 @@ local function main()
   print("retrieved " .. again.id .. " (no secret here: " .. tostring(again.signing_secret) .. ")")
 
   assert(sub:delete())
+  print("deleted " .. sub.id)
   local gone, gerr = client.webhook_subscriptions:retrieve(sub.id)
   print("after delete: " .. tostring(gone) .. ", " .. (gerr and gerr.name or "?"))
 end

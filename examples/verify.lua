@@ -1,6 +1,16 @@
 --- Verifying one delivery by hand: what a handler of your own web framework
 -- does with the raw body and the request headers.
--- Run: eval "$(make -s env)" && lua5.4 examples/verify.lua
+-- Run: lua5.4 examples/verify.lua
+
+-- Runs from a checkout after `make` (or `make luajit`) with no LUA_PATH:
+-- this checkout's lua/ and build/<5.4|jit>/ come first (`make -s env` not needed).
+do
+  local dir = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
+  local root = dir .. "/../"
+  local build = rawget(_G, "jit") and "jit" or _VERSION:match("%d+%.%d+")
+  package.path = root .. "lua/?.lua;" .. root .. "lua/?/init.lua;" .. package.path
+  package.cpath = root .. "build/" .. build .. "/?.so;" .. package.cpath
+end
 local linq = require "linqwebhooks"
 
 -- Linq's documented example secret; yours comes with the subscription

@@ -17,7 +17,8 @@ end
 
 local function with_server(steps, client_opts, fn)
   local srv = flaky.start(steps)
-  local opts = { api_key = KEY, base_url = srv.url .. "/api/partner", timeout = 5 }
+  -- (log = false: the retry lines are spec/21-client_observability_spec.lua's subject)
+  local opts = { api_key = KEY, base_url = srv.url .. "/api/partner", timeout = 5, log = false }
   for k, v in pairs(client_opts or {}) do
     opts[k] = v
   end

@@ -39,7 +39,8 @@ describe("linqwh", function()
       {}, { "trigger" }, { "sign" }, { "verify" }, { "listen" }, { "emulator" },
       { "subscriptions" }, { "subscriptions", "list" }, { "subscriptions", "get" },
       { "subscriptions", "create" }, { "subscriptions", "update" }, { "subscriptions", "delete" },
-      { "subscriptions", "events" }, { "inbox" }, { "inbox", "stats" }, { "inbox", "dead" },
+      { "subscriptions", "events" }, { "subscriptions", "plan" }, { "subscriptions", "apply" },
+      { "subscriptions", "rotate" }, { "inbox" }, { "inbox", "stats" }, { "inbox", "dead" },
       { "inbox", "replay" }, { "worker" },
     }
     for _, c in ipairs(commands) do
@@ -508,6 +509,42 @@ describe("linqwh", function()
       end
       code = cli.run({ "subscriptions", "get", sub_id }, nil, env)
       assert.are.equal(1, code)
+    end)
+
+    it("plan / apply FILE / rotate: subscriptions as code, secrets only in the 0600 file", function()
+      local file = os.tmpname()
+      local f = assert(io.open(file, "w"))
+      f:write('[{"target_url":"http://127.0.0.1:9/as-code","subscribed_events":["message.received"]}]')
+      f:close()
+      local sfile = os.tmpname()
+      os.remove(sfile)
+      local code, out, err = cli.run({ "subscriptions", "plan", file }, nil, env)
+      assert.are.equal(0, code, err)
+      assert.matches("+ create http://127.0.0.1:9/as-code", out, 1, true)
+      assert.matches("Plan: 1 to create, 0 to update, 0 to delete", out, 1, true)
+      -- a create with nowhere to put the new secret is refused before anything changes
+      code, _, err = cli.run({ "subscriptions", "apply", file }, nil, env)
+      assert.are.equal(2, code)
+      assert.matches("--secrets-file", err, 1, true)
+      code, out, err = cli.run({ "subscriptions", "apply", file, "--secrets-file", sfile }, nil, env)
+      assert.are.equal(0, code, err)
+      assert.matches("+ create http://127.0.0.1:9/as-code (id ", out, 1, true)
+      local info = require("linqwebhooks.core").file_info(sfile)
+      assert.are.equal(384, info.mode) -- 0600
+      assert.matches("whsec_", (require("support.util").read_file(sfile)), 1, true)
+      -- idempotent
+      code, out = cli.run({ "subscriptions", "apply", file, "--secrets-file", sfile }, nil, env)
+      assert.are.equal(0, code)
+      assert.matches("Plan: 0 to create, 0 to update, 0 to delete, 1 unchanged", out, 1, true)
+      -- rotate: usage and API errors
+      code, _, err = cli.run({ "subscriptions", "rotate", "some-id" }, nil, env)
+      assert.are.equal(2, code)
+      assert.matches("--secrets-file", err, 1, true)
+      code, _, err = cli.run({ "subscriptions", "rotate", "no-such-id", "--secrets-file", sfile }, nil, env)
+      assert.are.equal(1, code)
+      assert.matches("NotFoundError", err, 1, true)
+      os.remove(file)
+      os.remove(sfile)
     end)
 
     it("the emulator logs with --verbose and stops on SIGTERM", function()

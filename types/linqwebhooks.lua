@@ -4,7 +4,12 @@
 -- `workspace.library` (see types/README.md). Reference: docs/*.md.
 
 ---@alias linqwebhooks.Scheme "auto"|"standard"|"legacy"
----@alias linqwebhooks.Headers table<string, string|string[]> request headers; names match case-insensitively
+---@alias linqwebhooks.Headers table<string, string|string[]>|linqwebhooks.HeaderObject request headers; names match case-insensitively
+
+---Any header object with `:get(name)` (lua-http `headers`), asked for lowercase names.
+---@class linqwebhooks.HeaderObject
+---@field get fun(self: any, name: string): string?, ...
+---@field get_as_sequence? fun(self: any, name: string): { n: integer, [integer]: string }
 
 ---Options of `linq.verifier{}`, `linq.verify` and (verification part) `linq.webhooks{}`.
 ---Strict: an unknown key raises.
@@ -114,10 +119,14 @@ function Event:service() end
 ---@class linqwebhooks.HooksOptions: linqwebhooks.VerifierOptions
 ---@field dedupe? linqwebhooks.Store|boolean default a `linq.store.memory{}`; false disables
 ---@field strict? boolean default true: registering an unknown exact event type raises
+---@field secrets_file? string a secrets file (docs/subscriptions-as-code.md), re-read when it changes; instead of `secret(s)`
+---@field endpoint? string with `secrets_file`: only this endpoint's secrets (rotation marker ignored)
+---@field inbox? linqwebhooks.Inbox store deliveries and run the handlers in `hooks:work` (instead of `dedupe`; docs/scale-out.md)
+---@field log? (fun(level: "warn"|"error", message: string))|false default: nginx's error log or stderr
 
 ---What `hooks:handle` returns: answer Linq with `status` and `body`.
 ---@class linqwebhooks.HandleResult
----@field status 200|400|401|500|503|integer
+---@field status 200|400|401|500|503|integer with an inbox: 200 "stored" / "duplicate", 503 not stored
 ---@field body string
 ---@field event? linqwebhooks.Event
 ---@field err? linqwebhooks.Error
@@ -157,6 +166,46 @@ function Hooks:prepare(body, headers, info) end
 function Hooks:verifier() end
 ---@return linqwebhooks.Store|nil
 function Hooks:store() end
+---@return linqwebhooks.Inbox|nil
+function Hooks:inbox() end
+---Runs the handlers of `event.type` (verified before, e.g. by an inbox worker);
+---no verification or de-duplication.
+---@param event linqwebhooks.Event
+---@return boolean ok
+---@return linqwebhooks.Error[]|nil errs the errors of the handlers that raised
+function Hooks:dispatch(event) end
+---Runs the handlers of the inbox's deliveries until SIGTERM/SIGINT (or
+---`until_idle` / `max_jobs`); raises when the dispatcher has no inbox.
+---@param opts? linqwebhooks.WorkOptions
+---@return linqwebhooks.WorkStats
+function Hooks:work(opts) end
+---Inside a handler run by `hooks:work`: renews the delivery's lease.
+---@return boolean|nil ok false: another worker took the delivery over
+---@return string|nil err e.g. "no delivery is being handled"
+function Hooks:heartbeat() end
+
+---@class linqwebhooks.WorkOptions
+---@field max_attempts? integer default 10, then a dead letter
+---@field backoff? number seconds before the first retry, doubling (default 1)
+---@field max_backoff? number cap of the retry delay (default 300)
+---@field visibility? number lease seconds: a delivery held by a dead worker is taken over after this (default 60)
+---@field until_idle? boolean return when nothing is pending or in flight
+---@field worker? string this worker's name, default "<host>:<pid>:<random>"
+---@field poll? number seconds to sleep when nothing is ready (default 0.2)
+---@field heartbeat? boolean default true: renew the lease while handler Lua code runs
+---@field max_jobs? integer return after this many deliveries
+---@field clock? fun(): number epoch seconds (tests)
+---@field sleep? fun(seconds: number) (tests)
+
+---@class linqwebhooks.WorkStats: linqwebhooks.InboxStats
+---@field handled integer
+---@field retried integer
+---@field dead_lettered integer
+---@field released integer
+---@field errors integer inbox errors
+---@field last_error? string
+---@field stopped "SIGTERM"|"SIGINT"|"idle"|"max_jobs"
+---@field worker string
 
 ---The de-duplication store interface (docs/stores.md); any object with these methods.
 ---@class linqwebhooks.Store
@@ -173,6 +222,11 @@ function Store:commit(key) end
 ---@return true|nil ok
 ---@return string|nil err
 function Store:release(key) end
+---Optional: renews this caller's claim for another `lease` seconds.
+---@param key string
+---@return boolean|nil held false: the claim is no longer held
+---@return string|nil err
+function Store:touch(key) end
 
 ---`linq.store.memory{}`: a bounded LRU with expiry, per process.
 ---@class linqwebhooks.MemoryStore: linqwebhooks.Store
@@ -193,9 +247,104 @@ function ShdictStore:state(key) end
 
 ---@class linqwebhooks.MemoryStoreOptions
 ---@field max? integer default 10000 entries
----@field ttl? number seconds a handled id is remembered (default 600)
+---@field ttl? number seconds a handled id is remembered (default 1800)
 ---@field lease? number seconds an in-flight claim lasts (default 60)
 ---@field clock? fun(): number
+
+---`linq.store.redis{...}`: shared by every process, host and nginx worker.
+---@class linqwebhooks.RedisStore: linqwebhooks.Store
+
+---@class linqwebhooks.RedisStoreOptions: linqwebhooks.RedisOptions
+---@field prefix? string default "linqwh:"
+---@field ttl? number seconds a handled id is remembered (default 1800)
+---@field lease? number seconds a claim lasts without renewal (default 60)
+
+---A stored delivery (`inbox:put`).
+---@class linqwebhooks.InboxRecord
+---@field key string `linq.store.key(id)`
+---@field id string the event id
+---@field event_type string
+---@field body string the raw body
+---@field headers table<string, string|string[]> the signature headers (lowercase names)
+---@field info linqwebhooks.VerifyInfo
+---@field received_at number epoch seconds
+
+---A delivery taken by a worker (`inbox:take`).
+---@class linqwebhooks.InboxJob: linqwebhooks.InboxRecord
+---@field attempts integer this one included
+---@field token any the backend's ownership token
+
+---@class linqwebhooks.InboxStats
+---@field pending integer
+---@field in_flight integer
+---@field done integer
+---@field dead integer
+
+---@class linqwebhooks.DeadLetter
+---@field id string
+---@field key string
+---@field event_type string
+---@field attempts integer
+---@field error string
+
+---The durable inbox interface (docs/scale-out.md, lua/linqwebhooks/inbox/init.lua):
+---`linq.inbox.sqlite{}`, `linq.inbox.redis{}`, or any object with these methods.
+---@class linqwebhooks.Inbox
+local Inbox = {}
+---@param rec linqwebhooks.InboxRecord
+---@return boolean|nil stored false: a duplicate of a key ever stored
+---@return "duplicate"|string|nil err
+function Inbox:put(rec) end
+---@param worker string
+---@param visibility number lease seconds
+---@return linqwebhooks.InboxJob|nil job nil and no error: nothing ready
+---@return string|nil err
+function Inbox:take(worker, visibility) end
+---@param job linqwebhooks.InboxJob
+---@param visibility number
+---@return boolean|nil held false: the lease was lost
+---@return string|nil err
+function Inbox:extend(job, visibility) end
+---@param job linqwebhooks.InboxJob
+---@return true|nil ok
+---@return string|nil err
+function Inbox:ack(job) end
+---@param job linqwebhooks.InboxJob
+---@param errmsg string
+---@param retry_at? number epoch seconds of the next attempt; nil: dead letter
+---@return true|nil ok
+---@return string|nil err
+function Inbox:fail(job, errmsg, retry_at) end
+---Pending again at once, the attempt not counted.
+---@param job linqwebhooks.InboxJob
+---@return true|nil ok
+---@return string|nil err
+function Inbox:release(job) end
+---@return linqwebhooks.InboxStats|nil stats
+---@return string|nil err
+function Inbox:stats() end
+---@return linqwebhooks.DeadLetter[]|nil dead
+---@return string|nil err
+function Inbox:dead() end
+---A dead (or done) delivery back to pending, attempts reset.
+---@param id string the event id or the key
+---@return true|nil ok
+---@return string|nil err
+function Inbox:replay(id) end
+---Idempotent; also __gc / __close.
+function Inbox:close() end
+
+---@class linqwebhooks.SqliteInboxOptions
+---@field path string the database file, shared by the processes of one host
+---@field synchronous? "NORMAL"|"FULL"|"EXTRA"|"OFF" default "NORMAL"
+---@field busy_timeout? integer ms to wait for another process's write lock (default 5000)
+---@field ttl? number seconds a done delivery is kept for de-duplication (default 86400)
+---@field clock? fun(): number epoch seconds (tests)
+
+---@class linqwebhooks.RedisInboxOptions: linqwebhooks.RedisOptions
+---@field prefix? string default "linqwh:" (keys start with prefix .. "inbox:")
+---@field ttl? number seconds done deliveries are kept (default 86400)
+---@field clock? fun(): number epoch seconds (tests); default Redis's TIME
 
 ---@class linqwebhooks.ShdictStoreOptions
 ---@field ttl? number default 1800
@@ -215,6 +364,21 @@ function ShdictStore:state(key) end
 ---@field allow_http_targets? boolean
 ---@field max_body? integer bytes (8 MiB)
 ---@field transport? "curl"|"resty"|table
+---@field proxy? string|false a proxy URL, or false for none; nil: libcurl's https_proxy / ALL_PROXY / NO_PROXY (a loopback base_url never uses one)
+---@field on_retry? fun(info: linqwebhooks.RetryInfo): boolean|nil called before each retry wait; false gives up
+---@field log? fun(level: string, message: string)|false default: a stderr line per retry
+
+---@class linqwebhooks.RetryInfo
+---@field attempt integer the attempt that failed (1 = the first request)
+---@field max_attempts integer
+---@field wait number seconds until the next attempt
+---@field method string
+---@field path string
+---@field status? integer
+---@field kind string "api"|"timeout"|"connection"
+---@field name string
+---@field message string
+---@field error linqwebhooks.Error
 
 ---@class linqwebhooks.SubscriptionParams
 ---@field target_url? string
@@ -276,6 +440,22 @@ function Subscriptions:update(id, params) end
 ---@return true|nil ok
 ---@return linqwebhooks.Error|nil err
 function Subscriptions:delete(id) end
+---Desired state: a field-by-field plan (docs/subscriptions-as-code.md).
+---@param desired { target_url: string, subscribed_events: string[], phone_numbers?: string[], is_active?: boolean }[]
+---@return { create: table[], update: { sub: linqwebhooks.Subscription, changes: table }[], delete: linqwebhooks.Subscription[], unchanged: linqwebhooks.Subscription[], rotating: linqwebhooks.Subscription[] }|nil plan
+---@return linqwebhooks.Error|nil err
+function Subscriptions:plan(desired) end
+---@param desired table[] as for plan
+---@param opts? { prune?: boolean, on_secret?: fun(sub: linqwebhooks.Subscription, secret: string), secrets_file?: string }
+---@return table|nil done the plan carried out
+---@return linqwebhooks.Error|nil err `err.done`: what was carried out before the failure
+function Subscriptions:apply(desired, opts) end
+---Secret rotation with an overlap window; resumable (state in the secrets file).
+---@param sub_or_id linqwebhooks.Subscription|string
+---@param opts { secrets_file?: string, on_secret?: fun(new_sub: linqwebhooks.Subscription, secret: string), confirm?: fun(new_sub: linqwebhooks.Subscription): boolean, timeout?: number, poll?: number, grace?: number, on_step?: fun(step: string, info: table) }
+---@return linqwebhooks.Subscription|nil new_sub
+---@return linqwebhooks.Error|nil err
+function Subscriptions:rotate(sub_or_id, opts) end
 
 ---`client.webhook_events`
 ---@class linqwebhooks.EventsResource
@@ -304,6 +484,7 @@ function Client:close() end
 ---@field VERSION string
 ---@field null userdata JSON null (e.g. `phone_numbers = linq.null`)
 ---@field EVENT_TYPES string[] every documented event type
+---@field events linqwebhooks.events the catalogue (`require "linqwebhooks.events"`)
 ---@field errors table the error constructors (linqwebhooks.errors)
 local linq = {}
 
@@ -343,5 +524,28 @@ function linq.store.memory(opts) end
 ---@param opts? linqwebhooks.ShdictStoreOptions
 ---@return linqwebhooks.ShdictStore
 function linq.store.shdict(dict, opts) end
+
+---Does not connect when built.
+---@param opts linqwebhooks.RedisStoreOptions
+---@return linqwebhooks.RedisStore
+function linq.store.redis(opts) end
+
+---The bounded key a store gets for an event id (the id up to 128 bytes, else "sha256:" .. hex).
+---@param event_id string
+---@return string
+function linq.store.key(event_id) end
+
+linq.inbox = {}
+
+---@param opts linqwebhooks.SqliteInboxOptions
+---@return linqwebhooks.Inbox|nil inbox
+---@return string|nil err the database cannot be opened
+function linq.inbox.sqlite(opts) end
+
+---Does not connect when built.
+---@param opts linqwebhooks.RedisInboxOptions
+---@return linqwebhooks.Inbox|nil inbox
+---@return string|nil err
+function linq.inbox.redis(opts) end
 
 return linq

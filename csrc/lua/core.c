@@ -22,5 +22,6 @@ int luaopen_linqwebhooks_core(lua_State *L)
     lua_setfield(L, -2, "null");
     lwh_verify_open(L);
     lwh_json_open(L);
+    lwh_fileinfo_open(L);
     return 1;
 }

@@ -41,6 +41,7 @@ LWH_HIDDEN void lwh_new_class(lua_State *L, const char *tname, const luaL_Reg *m
  * its functions to the table at -1. */
 LWH_HIDDEN void lwh_verify_open(lua_State *L);
 LWH_HIDDEN void lwh_json_open(lua_State *L);
+LWH_HIDDEN void lwh_fileinfo_open(lua_State *L);
 
 /* The entry points, one per shared object. */
 LWH_EXPORT int luaopen_linqwebhooks_core(lua_State *L);

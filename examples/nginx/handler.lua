@@ -15,16 +15,28 @@ local M = {}
 -- handlers, no sockets, so keeping it is fine (unlike a client).
 local hooks
 
-local function build()
+-- The signing secrets: a secrets file (written 0600 by `linqwh subscriptions
+-- apply|rotate`, re-read when it changes, so a rotation needs no reload) or
+-- one secret in the environment.
+local function keys()
+  local file = os.getenv("LINQ_WEBHOOK_SECRETS_FILE")
+  if file and file ~= "" then
+    local endpoint = os.getenv("LINQ_WEBHOOK_ENDPOINT")
+    return { secrets_file = file, endpoint = endpoint ~= "" and endpoint or nil }
+  end
   local secret = os.getenv("LINQ_WEBHOOK_SECRET")
   if not secret or secret == "" then
-    error("LINQ_WEBHOOK_SECRET is not set (nginx.conf needs `env LINQ_WEBHOOK_SECRET;`)")
+    error("set LINQ_WEBHOOK_SECRETS_FILE or LINQ_WEBHOOK_SECRET (nginx.conf needs"
+      .. " `env LINQ_WEBHOOK_SECRET;` / `env LINQ_WEBHOOK_SECRETS_FILE;`)")
   end
-  local h = linq.webhooks{
-    secret = secret,
-    -- de-duplicate across all workers; Linq retries for about 25 minutes
-    dedupe = linq.store.shdict(ngx.shared.linq_dedupe, { ttl = 1800 }),
-  }
+  return { secret = secret }
+end
+
+local function build()
+  local opts = keys()
+  -- de-duplicate across all workers; Linq retries for about 25 minutes
+  opts.dedupe = linq.store.shdict(ngx.shared.linq_dedupe, { ttl = 1800 })
+  local h = linq.webhooks(opts)
   h:on("message.received", function(event)
     ngx.log(ngx.INFO, "linq: message ", tostring(event:message_id()), " in chat ",
       tostring(event:chat_id()), ": ", #(event:text() or ""), " chars")

@@ -321,7 +321,21 @@ local SCHEMA = {
     return true
   end },
   max_body = { types = { "number" }, check = positive(1024 * 1024 * 1024) },
+  on_retry = "function",
+  log = { types = { "function", "boolean" }, check = function(v)
+    return v ~= true, "must be a function(level, message), or false"
+  end },
 }
+
+--- The default `log`: nginx's error log inside OpenResty, else one stderr line.
+local function default_log(level, message)
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) == "table" and type(ngx.log) == "function" and ngx.WARN then
+    ngx.log(level == "error" and ngx.ERR or ngx.WARN, "linqwebhooks: ", message)
+  else
+    io.stderr:write(os.date("!%Y-%m-%dT%H:%M:%SZ "), "linqwebhooks: ", level, ": ", message, "\n")
+  end
+end
 
 local function getenv(name)
   local v = os.getenv(name)
@@ -467,6 +481,8 @@ function M.new(opts, level)
     closed = false,
     _transport = transport,
     _sleep = tmod.sleep or ngx_sleep or require("linqwebhooks.http").sleep,
+    _on_retry = opts.on_retry,
+    _log = opts.log ~= false and (opts.log or default_log) or nil,
   }, Client)
   secret_of[self] = {
     get = header_set({}),
@@ -486,6 +502,41 @@ function Client:close()
     if t then
       t:close()
     end
+  end
+end
+
+local function seconds(w)
+  return (("%.1f"):format(w):gsub("%.0$", ""))
+end
+
+--- Tells on_retry and log about a retry before its wait. info: attempt (the
+-- attempt that failed, 1 = the first request), max_attempts, wait (seconds),
+-- method, path, status (HTTP status) or nil, kind ("api", "timeout",
+-- "connection"), name, message, error (the error object). on_retry may
+-- return false to give up now (the call returns that error). Never the key.
+local function announce_retry(self, err, attempt, wait)
+  local info = {
+    attempt = attempt + 1, -- 1-based number of the attempt that failed
+    max_attempts = self.max_retries + 1,
+    wait = wait,
+    method = err.method,
+    path = err.path,
+    status = err.status,
+    kind = err.kind,
+    name = err.name,
+    message = err.message,
+    error = err,
+  }
+  if self._log then
+    local why = err.status and tostring(err.status)
+      or (err.kind == "timeout" and "a timeout")
+      or ("a connection error (" .. short(err.message, 120) .. ")")
+    self._log("warn", ("retrying %s %s in %s s after %s (attempt %d of %d)"):format(
+      tostring(err.method), short(err.path, 200), seconds(wait), why, info.attempt + 1,
+      info.max_attempts))
+  end
+  if self._on_retry then
+    return self._on_retry(info)
   end
 end
 
@@ -541,7 +592,12 @@ function Client:_call(method, url, params, idempotent, level)
       err.attempts = attempt + 1
       return nil, err
     end
-    self._sleep(wait or retry.backoff(attempt))
+    wait = wait or retry.backoff(attempt)
+    if (self._on_retry or self._log) and announce_retry(self, err, attempt, wait) == false then
+      err.attempts = attempt + 1
+      return nil, err
+    end
+    self._sleep(wait)
     attempt = attempt + 1
     if self.closed then -- closed by another coroutine while sleeping
       return nil, err
@@ -682,6 +738,26 @@ function Subscriptions:delete(id)
     return nil, err
   end
   return true
+end
+
+--- :plan(desired) / :apply(desired, opts) / :rotate(sub_or_id, opts):
+-- subscriptions as code and secret rotation (linqwebhooks.subscriptions.*)
+function Subscriptions:plan(desired)
+  resource_client(self, "webhook_subscriptions:plan", 2)
+  local plan, err = require("linqwebhooks.subscriptions.desired").plan(self, desired, 2)
+  return plan, err
+end
+
+function Subscriptions:apply(desired, opts)
+  resource_client(self, "webhook_subscriptions:apply", 2)
+  local done, err = require("linqwebhooks.subscriptions.desired").apply(self, desired, opts, 2)
+  return done, err
+end
+
+function Subscriptions:rotate(sub_or_id, opts)
+  resource_client(self, "webhook_subscriptions:rotate", 2)
+  local sub, err = require("linqwebhooks.subscriptions.rotation").rotate(self, sub_or_id, opts, 2)
+  return sub, err
 end
 
 ------------------------------------------------------------------------------

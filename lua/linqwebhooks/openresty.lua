@@ -9,6 +9,8 @@
 --   hooks:on("message.received", function(event) ... end)
 --   openresty.serve(hooks)                      -- or serve(hooks, { quick_ack = true })
 --
+-- process(hooks, opts) -> res: the same without writing the response (for
+--   frameworks that own it, e.g. Lapis: return { status = res.status, ... }).
 -- serve(hooks, opts) -> res (the dispatcher's result table)
 --   Reads the raw body (`ngx.req.read_body()`; the in-memory buffer, or the
 --   temp file nginx spilled a large body to, verified by streaming it through
@@ -199,32 +201,31 @@ local function dispatch(ngx, hooks, body, info, headers, quick_ack)
   return run() -- not quick_ack, or no timer could be created: handle inline
 end
 
---- openresty.serve(hooks, opts) -> res
-function M.serve(hooks, opts)
+-- The request half of serve: method, headers, body, verify, dispatch, log.
+-- `what` names the public function in errors ("openresty.serve"/"process").
+local function run_request(what, hooks, opts, level)
+  level = level + 1
   local ngx = ngx_api()
   if type(hooks) ~= "table" or type(hooks.prepare) ~= "function" then
-    error("openresty.serve: argument 'hooks' must be a dispatcher (linq.webhooks{...}), got "
-      .. type(hooks), 2)
+    error(what .. ": argument 'hooks' must be a dispatcher (linq.webhooks{...}), got "
+      .. type(hooks), level)
   end
-  options.check("openresty.serve", opts, SCHEMA, 2)
+  options.check(what, opts, SCHEMA, level)
   local phase = ngx.get_phase()
-  if phase ~= "content" then
-    error("openresty.serve: call it from content_by_lua* (current phase: " .. tostring(phase)
-      .. ")", 2)
+  if phase ~= "content" and what == "openresty.serve" then
+    error(what .. ": call it from content_by_lua* (current phase: " .. tostring(phase)
+      .. ")", level)
   end
   local quick_ack = opts and opts.quick_ack
 
   local method = ngx.req.get_method()
   if method ~= "POST" then
-    local res = { status = 405, body = "method not allowed", duplicate = false }
-    respond(ngx, 405, res.body, { Allow = "POST" })
-    return res
+    return { status = 405, body = "method not allowed", duplicate = false,
+             headers = { Allow = "POST" } }
   end
   local headers, herr = ngx.req.get_headers(MAX_HEADERS)
   if herr == "truncated" then
-    local res = { status = 400, body = "too many request headers", duplicate = false }
-    respond(ngx, 400, res.body)
-    return res
+    return { status = 400, body = "too many request headers", duplicate = false }
   end
 
   local body, file = request_body(ngx)
@@ -239,7 +240,25 @@ function M.serve(hooks, opts)
     res = dispatch(ngx, hooks, body, info, headers, quick_ack)
   end
   log_result(ngx, hooks, res, headers, "linqwebhooks: delivery answered ")
-  respond(ngx, res.status, res.body)
+  return res
+end
+
+--- openresty.process(hooks, opts) -> res
+-- Everything serve does except writing the response: for frameworks that
+-- own the response (Lapis, a handler adding its own headers or body). res is
+-- the dispatcher's result { status, body, event, err, duplicate }, plus
+-- res.headers = { Allow = "POST" } on the 405 for another method. The
+-- outcome is logged as serve logs it. Callable from any phase that can read
+-- the request body (content_by_lua*, access_by_lua*, a Lapis action).
+function M.process(hooks, opts)
+  return run_request("openresty.process", hooks, opts, 1)
+end
+
+--- openresty.serve(hooks, opts) -> res: process, then send res.status and
+-- res.body (text/plain).
+function M.serve(hooks, opts)
+  local res = run_request("openresty.serve", hooks, opts, 1)
+  respond(rawget(_G, "ngx"), res.status, res.body, res.headers)
   return res
 end
 

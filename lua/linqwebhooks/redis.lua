@@ -26,7 +26,7 @@
 --     In phases without cosockets (init, init_worker, log, ...) calls return
 --     nil, err: use a timer (ngx.timer.at(0, ...)).
 --   * plain Lua, redis:// and unix://: hiredis's blocking connection (C module
---     linqwebhooks.redis).
+--     linqwebhooks.hiredis).
 --   * plain Lua, rediss://: LuaSocket + LuaSec.
 -- The socket transports carry bytes only: commands are formatted and replies
 -- parsed by hiredis (linqwebhooks.hiredis format / reader).

@@ -5,6 +5,7 @@ local core = require "linqwebhooks.core"
 local errors = require "linqwebhooks.errors"
 local options = require "linqwebhooks.options"
 local event = require "linqwebhooks.event"
+local hdrs = require "linqwebhooks.headers"
 
 local M = {}
 
@@ -84,7 +85,7 @@ function M.new(opts, level, what)
     tol = -1
   end
   local kr = keyring(what, list, level)
-  return setmetatable({
+  local obj = setmetatable({
     _kr = kr,
     -- the hot path: one C call per verification
     verify = core.bind_verify(kr, SCHEME_NUM[opts.scheme or "auto"], tol, opts.clock, errors.Error),
@@ -94,12 +95,42 @@ function M.new(opts, level, what)
     _tolerance = tol,
     _clock = opts.clock or os.time,
   }, Verifier)
+  obj.verify = M.accept_header_objects(obj.verify)
+  return obj
+end
+
+--- Wraps a verify(self, body, headers) function so that `headers` may also
+-- be a header object with :get(name) (lua-http; see linqwebhooks.headers).
+-- The argument checks are repeated here so that errors still point at the
+-- caller's line (a C function reports the position of its Lua caller).
+local function bad_arg(name, what, v)
+  error("verifier:verify: argument '" .. name .. "' must be " .. what .. ", got " .. type(v), 3)
+end
+
+function M.accept_header_objects(verify)
+  return function(self, body, headers)
+    if type(body) ~= "string" then
+      bad_arg("body", "a string (the raw request body)", body)
+    end
+    if type(headers) ~= "table" or getmetatable(headers) ~= nil then
+      headers = hdrs.normalize(headers)
+      if type(headers) ~= "table" then
+        bad_arg("headers", "a table", headers)
+      end
+    end
+    if rawget(self, "_closed") then
+      error("verifier:verify: the verifier is closed", 2)
+    end
+    return verify(self, body, headers)
+  end
 end
 
 local function check_headers(what, headers)
+  headers = hdrs.normalize(headers)
   if type(headers) ~= "table" then
     error(what .. ": argument 'headers' must be a table, got " .. type(headers), 3)
   end
+  return headers
 end
 
 -- The C core returns the info table itself, or nil, reason, detail.
@@ -136,7 +167,7 @@ function Verifier:verify_file(path, headers)
   if type(path) ~= "string" then
     error("verifier:verify_file: argument 'path' must be a string, got " .. type(path), 2)
   end
-  check_headers("verifier:verify_file", headers)
+  headers = check_headers("verifier:verify_file", headers)
   local info, reason, detail, skew = self._kr:verify_file(path, headers, self._scheme_n, now(self),
     self._tolerance)
   if reason == "io_error" then
@@ -156,7 +187,7 @@ Stream.__tostring = function()
 end
 
 function Verifier:stream(headers)
-  check_headers("verifier:stream", headers)
+  headers = check_headers("verifier:stream", headers)
   local s, reason, detail = self._kr:stream(headers, self._scheme_n, now(self), self._tolerance)
   if not s then
     return nil, errors.verification(reason, detail)

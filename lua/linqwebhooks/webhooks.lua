@@ -8,6 +8,7 @@ local errors = require "linqwebhooks.errors"
 local options = require "linqwebhooks.options"
 local events = require "linqwebhooks.events"
 local stores = require "linqwebhooks.store"
+local hdrs = require "linqwebhooks.headers"
 
 local M = {}
 
@@ -43,6 +44,8 @@ local function no_log() end
 M.SCHEMA = {
   secret = "string",
   secrets = "table",
+  secrets_file = "string", -- instead of secret(s): linqwebhooks.secrets_file, re-read on change
+  endpoint = "string",     -- with secrets_file: that endpoint's secrets only
   tolerance = verifier.SCHEMA.tolerance,
   scheme = verifier.SCHEMA.scheme,
   clock = "function",
@@ -66,14 +69,19 @@ function M.new(opts, level)
     error("linq.webhooks: options table expected, got " .. type(opts), level)
   end
   options.check("linq.webhooks", opts, M.SCHEMA, level)
-  if opts.secret == nil and opts.secrets == nil then
+  if opts.secret == nil and opts.secrets == nil and opts.secrets_file == nil then
     error("linq.webhooks: option 'secret' (or 'secrets') is required", level)
   end
   local vopts = {}
   for _, k in ipairs({ "secret", "secrets", "tolerance", "scheme", "clock" }) do
     vopts[k] = opts[k]
   end
-  local v = verifier.new(vopts, level, "linq.webhooks")
+  local v
+  if opts.secrets_file ~= nil or opts.endpoint ~= nil then
+    v = require("linqwebhooks.secrets_file").verifier(opts, vopts, level, "linq.webhooks")
+  else
+    v = verifier.new(vopts, level, "linq.webhooks")
+  end
   if opts.inbox ~= nil and opts.dedupe ~= nil then
     error("linq.webhooks: options 'inbox' and 'dedupe' are mutually exclusive"
       .. " (the inbox de-duplicates)", level)
@@ -407,9 +415,11 @@ local function check_handle_args(body, headers)
     error("hooks:handle: argument 'body' must be a string (the raw request body), got "
       .. type(body), 3)
   end
+  headers = hdrs.normalize(headers) -- a header object (:get) becomes a table
   if type(headers) ~= "table" then
     error("hooks:handle: argument 'headers' must be a table, got " .. type(headers), 3)
   end
+  return headers
 end
 
 -- Verifies (unless `info`, the verifier's result for this very body, is
@@ -508,7 +518,7 @@ end
 -- "stored" (or "duplicate", duplicate = true) once the delivery is persisted,
 -- 503 when it could not be (Linq retries), 401/400 as above.
 function Hooks:handle(body, headers)
-  check_handle_args(body, headers)
+  headers = check_handle_args(body, headers)
   local res, ev, key = admit(self, body, headers, nil)
   if res then
     return res
@@ -526,7 +536,7 @@ end
 -- does; run must be called exactly once. Otherwise run is nil and res is the
 -- final answer.
 function Hooks:prepare(body, headers, info)
-  check_handle_args(body, headers)
+  headers = check_handle_args(body, headers)
   if info ~= nil and type(info) ~= "table" then
     error("hooks:prepare: argument 'info' must be a verification result table, got "
       .. type(info), 2)

@@ -1,13 +1,13 @@
 ---@meta linqwebhooks.core
--- The C core (csrc/lua/*.c). Internal: applications use `linqwebhooks`; these
--- stubs are for contributors. After the planned split, the libcurl binding
--- moves to `linqwebhooks.http` and the process helpers to
--- `linqwebhooks.process` (see http.lua, process.lua next to this file).
+-- The C core (csrc/lua/core.c, verify.c, json.c, fileinfo.c): verification,
+-- signing, JSON, the CSPRNG; the module nginx workers load (libcrypto and cJSON
+-- only). Internal: applications use `linqwebhooks`; these stubs are for
+-- contributors. The libcurl binding is `linqwebhooks.http` and the process
+-- helpers `linqwebhooks.process` (http.lua, process.lua next to this file).
 
 ---@class linqwebhooks.core
 ---@field _VERSION string the C core's version
 ---@field openssl_version string
----@field curl_version string
 ---@field cjson_version string
 ---@field null userdata JSON null (`linq.null`)
 ---@field json_array_mt table metatable marking decoded JSON arrays
@@ -48,8 +48,22 @@ function core.json_decode(s) end
 ---@return string|nil err
 function core.json_encode(v) end
 
----@return number ns monotonic clock, nanoseconds
-function core.now_ns() end
+---@param s string
+---@return string hex the SHA-256 of `s`, 64 lowercase hex digits
+function core.sha256_hex(s) end
+
+---@class linqwebhooks.core.FileInfo
+---@field type "file"|"directory"|"other"
+---@field mode integer permission bits (e.g. 384 = 0600)
+---@field size integer
+---@field mtime number seconds (fractional)
+---@field ino integer
+
+---One stat(2) call (the secrets file's change and permission checks).
+---@param path string
+---@return linqwebhooks.core.FileInfo|nil info
+---@return string|nil err
+function core.file_info(path) end
 
 ---@class linqwebhooks.core.Keyring
 local Keyring = {}
@@ -83,45 +97,5 @@ function Keyring:sign_standard(index, id, timestamp, body) end
 ---@return string signature 64 hex characters
 function Keyring:sign_legacy(index, timestamp, body) end
 function Keyring:close() end
-
----libcurl (today in the core; `linqwebhooks.http` after the split).
----@param opts table timeout, connect_timeout, ca_file, max_body, user_agent
----@return linqwebhooks.core.HttpClient
-function core.http_client(opts) end
-
----@param seconds number blocking sleep
-function core.sleep(seconds) end
-
----@class linqwebhooks.core.HttpClient
-local HttpClient = {}
----@param method string
----@param url string
----@param headers table<string, string>|nil
----@param body string|nil
----@return integer|nil status
----@return string raw_headers_or_kind
----@return string|nil body_or_message
----@return any http_version_or_detail
-function HttpClient:request(method, url, headers, body) end
-function HttpClient:close() end
-
--- Process helpers (today in the core; `linqwebhooks.process` after the split).
-
----@return boolean installed installs SIGTERM/SIGINT watchers
-function core.signal_watch() end
----@return string|nil name the signal received since the last call
-function core.signal_pending() end
----@return integer
-function core.getpid() end
----@param pid integer
----@param sig "TERM"|"KILL"|"INT"|0
----@return boolean|nil ok
----@return string|nil err
-function core.kill(pid, sig) end
----@param path string
----@param mode integer
----@return boolean|nil ok
----@return string|nil err
-function core.chmod(path, mode) end
 
 return core

@@ -6,6 +6,9 @@
 ---@field base_delay? number seconds, default 3
 ---@field max_delay? number seconds, default 900
 ---@field timeout? number seconds per attempt, default 10
+---@field max_in_flight? integer attempts at once (the rest queue), 1-512, default 128
+---@field ca_file? string CAs to trust for https:// targets
+---@field insecure? boolean true: skip certificate checks of https:// targets (tests)
 
 ---Options of `serve` and `spawn` (strict).
 ---@class linqwebhooks.EmulatorOptions
@@ -17,6 +20,9 @@
 ---@field delivery? linqwebhooks.EmulatorDelivery
 ---@field client_timeout? number seconds, default 30
 ---@field max_body? integer bytes, default 1 MiB
+---@field max_connections? integer inbound connections at once, 1-512, default 256 (at the cap the quietest is closed)
+---@field quiet? boolean no "stopped" line on stderr at exit
+---@field watch_pid? integer exit when this process is gone (spawn sets it)
 ---@field verbose? boolean
 ---@field interpreter? string spawn only: default the caller's ("luajit" or "lua5.4")
 ---@field startup_timeout? number spawn only: seconds, default 15

@@ -14,4 +14,11 @@ local openresty = {}
 ---@return linqwebhooks.HandleResult
 function openresty.serve(hooks, opts) end
 
+---The same as serve without writing the response, for frameworks that own it
+---(Lapis). `res.headers` = `{ Allow = "POST" }` on the 405. See docs/frameworks.md.
+---@param hooks linqwebhooks.Hooks
+---@param opts? linqwebhooks.OpenrestyOptions
+---@return linqwebhooks.HandleResult
+function openresty.process(hooks, opts) end
+
 return openresty

@@ -8,6 +8,7 @@
 ---@field path? string default "/webhooks"
 ---@field max_body? integer bytes, default 1 MiB
 ---@field timeout? number seconds per request, default 10
+---@field max_connections? integer open connections at once, 1-512, default 128
 ---@field log? boolean|fun(line: string)
 
 ---@class linqwebhooks.Receiver

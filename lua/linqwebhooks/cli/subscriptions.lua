@@ -10,6 +10,8 @@ local util = require "linqwebhooks.cli.util"
 
 local M = {}
 
+local commands -- loaded on first use (below)
+
 local CMD = "subscriptions"
 
 local function common(c)
@@ -228,7 +230,64 @@ M.ACTIONS = {
         util.out(type(e) == "table" and tostring(e.name or e.event_type or e.type) or tostring(e))
       end
     end },
+  -- subscriptions as code (linqwebhooks.subscriptions.commands does the work
+  -- and returns text that never holds a secret, or nil, message, exit status)
+  { name = "plan", help = "Compare FILE (a JSON array of desired subscriptions, or a .lua file"
+      .. " returning one) with the account; changes nothing.",
+    define = function(c)
+      c:argument("file", "Desired subscriptions.")
+      c:flag("--prune", "Also show the subscriptions apply --prune would delete.")
+    end,
+    run = function(a, client)
+      M.finish(commands().plan(client, a.file, { prune = a.prune }))
+    end },
+  { name = "apply", help = "Make the account match FILE: create, update (and with --prune delete)."
+      .. " New signing secrets go to --secrets-file (mode 0600), never to the terminal.",
+    define = function(c)
+      c:argument("file", "Desired subscriptions.")
+      c:flag("--prune", "Delete subscriptions that are not in FILE.")
+      c:option("--secrets-file", "Secrets file for new signing secrets (JSON, 0600).")
+        :argname("<path>")
+    end,
+    run = function(a, client)
+      M.finish(commands().apply(client, a.file, { prune = a.prune, secrets_file = a.secrets_file }))
+    end },
+  { name = "rotate", help = "Rotate a subscription's signing secret without downtime (twin,"
+      .. " confirm, retire the old one); resumable.",
+    define = function(c)
+      c:argument("id", "Subscription id.")
+      c:option("--secrets-file", "Secrets file the receiver reads (JSON, 0600).")
+        :argname("<path>")
+      c:option("--confirm-timeout", "Seconds to wait for the receiver to confirm the new key.", "600")
+        :argname("<seconds>")
+    end,
+    run = function(a, client)
+      if not a.secrets_file then
+        util.usage("option '--secrets-file <path>' is required (the new secret is written there)", CMD)
+      end
+      local timeout = tonumber(a.confirm_timeout)
+      if not timeout or timeout <= 0 then
+        util.usage("option '--confirm-timeout' must be a number of seconds > 0", CMD)
+      end
+      M.finish(commands().rotate(client, a.id, { secrets_file = a.secrets_file, timeout = timeout,
+        progress = function(line) io.stderr:write(util.redact(line), "\n") end }))
+    end },
 }
+
+commands = function()
+  return require "linqwebhooks.subscriptions.commands"
+end
+
+--- Prints a command's text, or fails with its message and exit status.
+function M.finish(text, err, status)
+  if not text then
+    if status == 2 then
+      util.usage(tostring(err), CMD)
+    end
+    util.fail(tostring(err))
+  end
+  util.out(util.redact(text))
+end
 
 function M.define(parser)
   util.define_actions(parser, "subscriptions",

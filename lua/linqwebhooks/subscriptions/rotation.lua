@@ -1,0 +1,441 @@
+--- Signing-secret rotation without downtime: Linq has no "roll secret"
+-- endpoint and one subscription per target_url, so rotate creates a twin
+-- subscription on the same endpoint, made unique by the marker query
+-- parameter "linqwh_rotation=<n>", and retires the old one once the receiver
+-- verifies with the new key.
+--
+--   local new_sub, err = client.webhook_subscriptions:rotate(sub_or_id, {
+--     secrets_file = "/etc/app/linq-secrets.json",     -- state + secrets (0600)
+--     on_secret = function(new_sub, secret) end,       -- and/or: hand the secret over
+--     confirm = function(new_sub) return true end,     -- default: a signed probe POST
+--     timeout = 600, poll = 1 })
+--
+-- Steps (each recorded in the secrets file before the next one starts, so
+-- calling rotate again after a crash resumes where it stopped):
+--   creating     the twin is about to be created, parked: its line filter is
+--                M.PARKING_NUMBER, a number no account sends from, so Linq
+--                delivers nothing to it before the receiver knows its key
+--   created      twin created; its secret is in the file (then on_secret)
+--   handed_over  on_secret returned; waiting for confirm(new_sub)
+--   confirmed    the receiver verifies with the new key; the twin gets the
+--                old one's events and line filter (both now deliver every
+--                event, with the same event_id: the receiver's dedupe store
+--                drops the second copy)
+--   deactivated  the old subscription no longer delivers
+--   done         the old one is deleted; its secret stays valid for `grace`
+--                seconds (in-flight deliveries), then drops out of the file
+local json = require "linqwebhooks.json"
+local errors = require "linqwebhooks.errors"
+local options = require "linqwebhooks.options"
+local desired = require "linqwebhooks.subscriptions.desired"
+local sfile = require "linqwebhooks.secrets_file"
+
+local M = {}
+
+--- The line filter a twin has until the receiver confirms its key
+-- (NANP fictional 555-01xx range: never a real sender).
+M.PARKING_NUMBER = desired.PARKING_NUMBER
+M.STEPS = { "creating", "created", "handed_over", "confirmed", "deactivated", "done" }
+
+local function positive(v)
+  if v > 0 and v < 1e7 then
+    return true
+  end
+  return false, "must be a positive number of seconds"
+end
+
+local SCHEMA = {
+  on_secret = "function",
+  secrets_file = "string",
+  confirm = "function",
+  timeout = { types = { "number" }, check = positive },
+  poll = { types = { "number" }, check = positive },
+  grace = { types = { "number" }, check = function(v)
+    if v >= 0 and v < 1e7 then
+      return true
+    end
+    return false, "must be a number of seconds >= 0"
+  end },
+  on_step = "function",
+}
+
+local function fail(reason, message, extra)
+  local e = errors.new{ kind = "rotation", reason = reason, message = message }
+  for k, v in pairs(extra or {}) do
+    e[k] = v
+  end
+  return nil, e
+end
+
+local function not_found(err)
+  return type(err) == "table" and err.status == 404
+end
+
+--- probe(resource, url, secret) -> status | nil, err: POSTs a signed body
+-- that is not a Linq event ({"linqwh_probe": ...}) to url. A linq.webhooks
+-- receiver that knows the key answers 400 ("invalid event"), one that does
+-- not answers 401; handlers never run.
+function M.probe(resource, url, secret)
+  local body = assert(json.encode({ linqwh_probe = "rotation" }))
+  local signed = require("linqwebhooks.verifier").sign({ secret = secret, body = body,
+                                                         scheme = "both" })
+  local headers = { ["Content-Type"] = "application/json", ["User-Agent"] = "linqwebhooks-rotation-probe" }
+  for k, v in pairs(signed) do
+    if type(v) == "string" and k ~= "body" then
+      headers[k] = v
+    end
+  end
+  local res, kind, msg = resource.client._transport:request("POST", url, headers, body)
+  if not res then
+    return nil, tostring(kind) .. ": " .. tostring(msg)
+  end
+  return res.status
+end
+
+--- The default confirm: the probe is answered with 400 (a linq.webhooks
+-- receiver: verified, not an event) or a 2xx. 401 (key unknown), 404 (wrong
+-- path), 5xx and connection failures are "not yet".
+local function probe_confirm(resource, secret_of)
+  return function(new_sub)
+    local st = M.probe(resource, new_sub.target_url, secret_of())
+    return st ~= nil and (st == 400 or (st >= 200 and st < 300))
+  end
+end
+
+-- State: kept in the secrets file when there is one, else in memory.
+local Store = {}
+Store.__index = Store
+
+local function new_store(path, base)
+  return setmetatable({ path = path, base = base, mem = nil, mem_secret = nil }, Store)
+end
+
+function Store:get()
+  if not self.path then
+    return self.mem
+  end
+  local doc, err = sfile.read(self.path)
+  if not doc then
+    if err.reason == "missing" then
+      return nil
+    end
+    return nil, err
+  end
+  local ep = doc.endpoints[self.base]
+  return ep and ep.rotation or nil
+end
+
+-- Records `rot` (nil clears it) and runs fn(doc) in the same atomic write.
+function Store:set(rot, fn)
+  if not self.path then
+    self.mem = rot
+    if fn then
+      local doc = sfile.empty()
+      fn(doc)
+      local ep = doc.endpoints[self.base]
+      if ep and ep.secrets[1] then
+        self.mem_secret = ep.secrets[1].secret
+      end
+    end
+    return true
+  end
+  local ok, err = sfile.update(self.path, function(doc)
+    local ep = sfile.endpoint(doc, self.base)
+    ep.rotation = rot
+    if fn then
+      fn(doc)
+    end
+  end)
+  if not ok then
+    return nil, err
+  end
+  return true
+end
+
+function Store:secret_of(sub_id)
+  if not self.path then
+    return self.mem_secret
+  end
+  local doc = sfile.read(self.path)
+  local ep = doc and doc.endpoints[self.base]
+  for _, s in ipairs(ep and ep.secrets or {}) do
+    if s.subscription_id == sub_id then
+      return s.secret
+    end
+  end
+  return nil
+end
+
+-- Finds which endpoint a rotation is about: from the object, from a
+-- rotation record naming the id, or by retrieving the id.
+local function resolve(resource, sub_or_id, path)
+  if type(sub_or_id) == "table" then
+    if type(sub_or_id.target_url) ~= "string" or type(sub_or_id.id) ~= "string" then
+      return nil, nil, "subscription object without id/target_url"
+    end
+    return (desired.strip_marker(sub_or_id.target_url)), sub_or_id.id
+  end
+  if path then
+    local doc = sfile.read(path)
+    for url, ep in pairs(doc and doc.endpoints or {}) do
+      local r = ep.rotation
+      if r and (r.old_id == sub_or_id or r.new_id == sub_or_id) then
+        return url, r.old_id
+      end
+    end
+  end
+  local sub, err = resource:retrieve(sub_or_id)
+  if not sub then
+    return nil, nil, err
+  end
+  return (desired.strip_marker(sub.target_url)), sub.id
+end
+
+local function find(list, pred)
+  for _, s in ipairs(list) do
+    if pred(s) then
+      return s
+    end
+  end
+  return nil
+end
+
+local STEP_TEXT = {
+  creating = "creating the twin %s (parked on line " .. M.PARKING_NUMBER .. ")",
+  created = "twin %s created; its secret is in the secrets file",
+  handed_over = "new secret handed over; waiting until the receiver verifies with it",
+  confirmed = "receiver confirmed the new key; twin %s now gets every event",
+  deactivated = "old subscription %s deactivated",
+  done = "old subscription %s deleted; %s alone serves the endpoint",
+}
+
+--- format_step(step, info) -> one line describing a step (for on_step in
+-- tools such as linqwh; never shows a secret).
+function M.format_step(step, info)
+  info = info or {}
+  local fmt = STEP_TEXT[step] or (tostring(step) .. " %s")
+  local a = (step == "creating") and info.target_url
+    or ((step == "created" or step == "confirmed") and info.new_id)
+    or info.old_id
+  return string.format("rotate: %-11s " .. fmt, step, tostring(a), tostring(info.new_id))
+end
+
+--- rotate(resource, sub_or_id, opts) -> new_sub | nil, err. See the module
+-- comment; opts: secrets_file, on_secret(new_sub, secret) (at least one),
+-- confirm(new_sub) -> bool (default: the signed probe), timeout = 600 and
+-- poll = 1 (seconds, for confirm), grace = 300 (seconds the old secret stays
+-- in the file after the old subscription is deleted), on_step(step, info)
+-- (progress: called once each step is recorded; info = { old_id, new_id,
+-- target_url }). A raising callback leaves the recorded state behind:
+-- rotate again resumes (on_secret may then be called again for the same
+-- secret). err.reason: "timeout" (confirm never returned true: the old
+-- subscription still serves the endpoint), "not_found", or an API error.
+function M.rotate(resource, sub_or_id, opts, level)
+  level = (level or 1) + 1
+  local what = "webhook_subscriptions:rotate"
+  if type(sub_or_id) ~= "string" and type(sub_or_id) ~= "table" then
+    error(what .. ": argument 'sub_or_id' must be a subscription or an id string, got "
+      .. type(sub_or_id), level)
+  end
+  if sub_or_id == "" then
+    error(what .. ": argument 'sub_or_id' must not be empty", level)
+  end
+  opts = options.check(what, opts, SCHEMA, level)
+  if not opts.secrets_file and not opts.on_secret then
+    error(what .. ": give secrets_file and/or on_secret: the new signing secret is shown only once",
+      level)
+  end
+  local timeout, poll = opts.timeout or 600, opts.poll or 1
+  local grace = opts.grace or desired.OLD_SECRET_GRACE
+  local sleep = resource.client._sleep
+
+  local base, old_id, rerr = resolve(resource, sub_or_id, opts.secrets_file)
+  if not base then
+    return nil, rerr
+  end
+  local store = new_store(opts.secrets_file, base)
+  local rot, gerr = store:get()
+  if gerr then
+    return nil, gerr
+  end
+  local list, lerr = resource:list()
+  if not list then
+    return nil, lerr
+  end
+  local group = desired.group(list)[base] or {}
+  local function by_id(id)
+    return find(group, function(s) return s.id == id end)
+  end
+  local function step(name, r)
+    if opts.on_step then
+      opts.on_step(name, { old_id = r and r.old_id, new_id = r and r.new_id,
+                           target_url = r and r.target_url })
+    end
+  end
+
+  if not rot then
+    local old = by_id(old_id)
+    if not old then
+      return fail("not_found", what .. ": subscription " .. tostring(old_id) .. " not found")
+    end
+    local maxn = 0
+    for _, s in ipairs(group) do
+      local _, n = desired.strip_marker(s.target_url)
+      maxn = math.max(maxn, n or 0)
+    end
+    -- the twin keeps the old one's settings; its URL differs by the marker
+    rot = { step = "creating", old_id = old.id, target_url = desired.with_marker(base, maxn + 1),
+            subscribed_events = json.array(old.subscribed_events or {}),
+            phone_numbers = old.phone_numbers and json.array(old.phone_numbers) or nil,
+            is_active = old.is_active ~= false, started_at = os.time() }
+    local ok, err = store:set(rot)
+    if not ok then
+      return nil, err
+    end
+    step("creating", rot)
+  end
+
+  local new_sub
+  if rot.step == "creating" then
+    -- a twin created before a crash, whose secret was never recorded, is
+    -- useless: remove it and create again
+    local stray = find(group, function(s) return s.target_url == rot.target_url end)
+    if stray then
+      local ok, err = resource:delete(stray.id)
+      if not ok and not not_found(err) then
+        return nil, err
+      end
+    end
+    local created, cerr = resource:create{ target_url = rot.target_url,
+                                           subscribed_events = rot.subscribed_events,
+                                           phone_numbers = { M.PARKING_NUMBER } }
+    if not created then
+      return nil, cerr
+    end
+    local secret = created.signing_secret
+    created.signing_secret = nil
+    new_sub = created
+    rot.step, rot.new_id = "created", created.id
+    local ok, err = store:set(rot, function(doc)
+      sfile.add_secret(doc, base, secret, created.id)
+    end)
+    if not ok then
+      return nil, err
+    end
+    step("created", rot)
+  end
+
+  if not new_sub then
+    local err
+    new_sub, err = resource:retrieve(rot.new_id)
+    if not new_sub then
+      if not_found(err) and (rot.step == "created" or rot.step == "handed_over") then
+        -- the twin is gone (deleted by hand): start over
+        rot.step, rot.new_id = "creating", nil
+        local ok, serr = store:set(rot)
+        if not ok then
+          return nil, serr
+        end
+        return M.rotate(resource, sub_or_id, opts, level)
+      end
+      return nil, err
+    end
+  end
+
+  if rot.step == "created" then
+    local secret = store:secret_of(rot.new_id)
+    if not secret then
+      return fail("lost_secret", what .. ": the new subscription's secret is not in the secrets file")
+    end
+    if opts.on_secret then
+      opts.on_secret(new_sub, secret)
+    end
+    rot.step = "handed_over"
+    local ok, err = store:set(rot)
+    if not ok then
+      return nil, err
+    end
+    step("handed_over", rot)
+  end
+
+  if rot.step == "handed_over" then
+    local confirm = opts.confirm or probe_confirm(resource, function()
+      return store:secret_of(rot.new_id)
+    end)
+    local deadline = os.time() + timeout
+    while not confirm(new_sub) do
+      if os.time() >= deadline then
+        return fail("timeout", what .. ": the receiver did not confirm the new key within "
+          .. timeout .. " s; the old subscription still serves the endpoint (rotate again to keep waiting)",
+          { step = "handed_over" })
+      end
+      sleep(poll)
+    end
+    -- unpark the twin: from now on both subscriptions deliver every event
+    local params = { subscribed_events = rot.subscribed_events,
+                     phone_numbers = rot.phone_numbers or json.null }
+    if not rot.is_active then
+      params.is_active = false
+    end
+    local upd, uerr = new_sub:update(params)
+    if not upd then
+      return nil, uerr
+    end
+    rot.step = "confirmed"
+    local ok, err = store:set(rot)
+    if not ok then
+      return nil, err
+    end
+    step("confirmed", rot)
+  end
+
+  if rot.step == "confirmed" then
+    local old = by_id(rot.old_id)
+    if old and old.is_active ~= false then
+      local ok, err = old:deactivate()
+      if not ok and not not_found(err) then
+        return nil, err
+      end
+    end
+    rot.step = "deactivated"
+    local ok, err = store:set(rot)
+    if not ok then
+      return nil, err
+    end
+    step("deactivated", rot)
+  end
+
+  if rot.step == "deactivated" then
+    -- exactly one subscription serves the endpoint afterwards: the old one
+    -- and any other leftover twin go
+    for _, s in ipairs(group) do
+      if s.id ~= rot.new_id then
+        local ok, err = resource:delete(s.id)
+        if not ok and not not_found(err) then
+          return nil, err
+        end
+      end
+    end
+    local now = os.time()
+    local ok, err = store:set(nil, opts.secrets_file and function(doc)
+      local ep = sfile.endpoint(doc, base)
+      local kept = {}
+      for _, s in ipairs(ep.secrets) do
+        if s.subscription_id ~= rot.new_id and not s.expires_at then
+          s.expires_at = now + grace
+        end
+        if not s.expires_at or s.expires_at > now then
+          kept[#kept + 1] = s
+        end
+      end
+      ep.secrets = kept
+    end or nil)
+    if not ok then
+      return nil, err
+    end
+    step("done", rot)
+  end
+  return new_sub
+end
+
+return M
