@@ -131,6 +131,7 @@ build = {
     ["linqwebhooks.json"] = "lua/linqwebhooks/json.lua",
     ["linqwebhooks.openresty"] = "lua/linqwebhooks/openresty.lua",
     ["linqwebhooks.options"] = "lua/linqwebhooks/options.lua",
+    ["linqwebhooks.private_file"] = "lua/linqwebhooks/private_file.lua",
     ["linqwebhooks.receiver"] = "lua/linqwebhooks/receiver.lua",
     ["linqwebhooks.redis"] = "lua/linqwebhooks/redis.lua",
     ["linqwebhooks.redis_backend"] = "lua/linqwebhooks/redis_backend.lua",

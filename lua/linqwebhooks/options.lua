@@ -67,6 +67,19 @@ function M.is_list(t)
   return n == #t
 end
 
+--- True when lists a and b hold equal values in the same order.
+function M.same_list(a, b)
+  if #a ~= #b then
+    return false
+  end
+  for i = 1, #a do
+    if a[i] ~= b[i] then
+      return false
+    end
+  end
+  return true
+end
+
 --- options.number{ min, max, above, below, integer, unit, allow } -> check
 -- The one numeric option validator: returns a `check` function for a
 -- schema entry (`{ types = { "number" }, check = options.number{...} }`).
