@@ -67,6 +67,15 @@ function M.is_list(t)
   return n == #t
 end
 
+--- os.getenv(name), with an empty value read as unset (nil).
+function M.getenv(name)
+  local v = os.getenv(name)
+  if v == "" then
+    return nil
+  end
+  return v
+end
+
 --- True when lists a and b hold equal values in the same order.
 function M.same_list(a, b)
   if #a ~= #b then

@@ -82,13 +82,7 @@ function M.out(...)
   io.stdout:flush()
 end
 
-local function getenv(name)
-  local v = os.getenv(name)
-  if v == "" then
-    return nil
-  end
-  return v
-end
+local getenv = require("linqwebhooks.options").getenv
 M.getenv = getenv
 
 --- The signing secret(s): the --secret values (repeatable, first = newest),
