@@ -90,7 +90,7 @@ end
 
 local srv = nginx.start{ example = true, env = { LINQ_WEBHOOK_SECRET = SECRET } }
 -- the worker processes (children of the master), once they are all up
-local want = 0
+local want
 do
   local p = io.popen("nproc")
   want = tonumber(p:read("*l")) or 1 -- worker_processes auto
