@@ -81,6 +81,7 @@ build = {
     ["linqwebhooks.hiredis"] = {
       sources = {
         "csrc/lua/hiredis.c",
+        "csrc/lua/util.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "hiredis" },
@@ -90,6 +91,7 @@ build = {
     ["linqwebhooks.sqlite"] = {
       sources = {
         "csrc/lua/sqlite.c",
+        "csrc/lua/util.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "sqlite3" },
@@ -131,8 +133,10 @@ build = {
     ["linqwebhooks.json"] = "lua/linqwebhooks/json.lua",
     ["linqwebhooks.openresty"] = "lua/linqwebhooks/openresty.lua",
     ["linqwebhooks.options"] = "lua/linqwebhooks/options.lua",
+    ["linqwebhooks.private_file"] = "lua/linqwebhooks/private_file.lua",
     ["linqwebhooks.receiver"] = "lua/linqwebhooks/receiver.lua",
     ["linqwebhooks.redis"] = "lua/linqwebhooks/redis.lua",
+    ["linqwebhooks.redis_backend"] = "lua/linqwebhooks/redis_backend.lua",
     ["linqwebhooks.retry"] = "lua/linqwebhooks/retry.lua",
     ["linqwebhooks.scan"] = "lua/linqwebhooks/scan.lua",
     ["linqwebhooks.secrets_file"] = "lua/linqwebhooks/secrets_file.lua",
@@ -145,6 +149,7 @@ build = {
     ["linqwebhooks.subscriptions.commands"] = "lua/linqwebhooks/subscriptions/commands.lua",
     ["linqwebhooks.subscriptions.desired"] = "lua/linqwebhooks/subscriptions/desired.lua",
     ["linqwebhooks.subscriptions.rotation"] = "lua/linqwebhooks/subscriptions/rotation.lua",
+    ["linqwebhooks.tls_name"] = "lua/linqwebhooks/tls_name.lua",
     ["linqwebhooks.transport.curl"] = "lua/linqwebhooks/transport/curl.lua",
     ["linqwebhooks.transport"] = "lua/linqwebhooks/transport/init.lua",
     ["linqwebhooks.transport.resty"] = "lua/linqwebhooks/transport/resty.lua",

@@ -21,15 +21,7 @@ local function sh(cmd)
   return a == true or a == 0 or (a == nil and c == 0)
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = dofile(((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/util.lua").read_file
 
 local function free_port()
   local s = assert(socket.bind("127.0.0.1", 0))

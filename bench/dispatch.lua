@@ -19,15 +19,9 @@ local now_ns = require("linqwebhooks.process").now_ns
 local N = tonumber(arg and arg[1]) or 20000
 local ROUNDS = 9
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-local body = read(here .. "/message_received.json")
+local util = dofile(here .. "/util.lua")
+local body = assert(util.read_file(here .. "/message_received.json"))
 local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw7Jxx2Oll+OE="
 local TS = 1770319873
 local clock = function() return TS end

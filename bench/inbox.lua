@@ -20,15 +20,9 @@ local RATE = 200
 local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw7Jxx2Oll+OE="
 local now = socket.gettime
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-local sample = read(here .. "/message_received.json")
+local util = dofile(here .. "/util.lua")
+local sample = assert(util.read_file(here .. "/message_received.json"))
 local ID = "2915e81c-5068-4796-ace2-21d2c94ad298"
 assert(sample:find(ID, 1, true))
 

@@ -22,14 +22,8 @@ local inbox_redis = require "linqwebhooks.inbox.redis"
 local N = tonumber(arg and arg[1]) or 5000
 local ROUNDS = 3
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local body = read(here .. "/message_received.json")
+local util = dofile(here .. "/util.lua")
+local body = assert(util.read_file(here .. "/message_received.json"))
 local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw7Jxx2Oll+OE="
 local TS = 1770319873
 local clock = function() return TS end

@@ -4,19 +4,13 @@
 local linq = require "linqwebhooks"
 local core = require "linqwebhooks.core"
 local process = require "linqwebhooks.process"
+local util = dofile(((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/util.lua")
 
 local floor_bin = assert(arg[1], "usage: verify.lua PATH_TO_hmac_floor")
 local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw7Jxx2Oll+OE="
 local ROUNDS = 5
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local sample = read("bench/message_received.json")
+local sample = assert(util.read_file("bench/message_received.json"))
 local cases = {
   { name = "0 B", body = "" },
   { name = string.format("%.1f KB sample", #sample / 1000), body = sample },

@@ -4,15 +4,9 @@
 -- secret-parsing cases.
 local linq = require "linqwebhooks"
 local json = require "linqwebhooks.json"
+local read_file = require("support.util").read_file
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local doc = assert(json.decode(read("spec/fixtures/vectors.json")))
+local doc = assert(json.decode(assert(read_file("spec/fixtures/vectors.json"))))
 
 local function body_of(v)
   if v.body then

@@ -9,7 +9,7 @@ local CASES = os.getenv("LINQWH_VALGRIND") and 15 or 150
 -- deterministic per run but different across runs: seed from the CSPRNG and
 -- print it so a failure can be replayed
 local seed = 0
-for i = 1, 4 do
+for _ = 1, 4 do
   seed = seed * 256 + core.random_bytes(1):byte()
 end
 math.randomseed(seed)

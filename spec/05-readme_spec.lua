@@ -28,12 +28,10 @@
 -- Also checked here: the committed rockspecs are what tools/gen_rockspec.lua
 -- generates from the tree (after adding a module: `make rockspec`).
 local child = require "support.child"
+local read_file = require("support.util").read_file
 
 local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
+  return (assert(read_file(path)))
 end
 
 local function exists(path)

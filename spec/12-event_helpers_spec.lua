@@ -170,9 +170,7 @@ describe("event helpers", function()
   end)
 
   it("reads both documented samples decoded from JSON text", function()
-    local f = assert(io.open("bench/message_received.json", "rb"))
-    local v2026 = f:read("*a")
-    f:close()
+    local v2026 = assert(require("support.util").read_file("bench/message_received.json"))
     local v2025 = '{"api_version":"v3","webhook_version":"2025-01-01","event_type":"message.received",'
       .. '"event_id":"2915e81c-5068-4796-ace2-21d2c94ad298","created_at":"2026-02-05T19:31:13.736444093Z",'
       .. '"trace_id":"8af9171a45022df2eb74ba4e4c83be0f","partner_id":"your-partner-id","data":{'

@@ -394,7 +394,6 @@ describe("http.http_client on one handle", function()
 end)
 
 describe("review and audit fixes", function()
-  local linq = require "linqwebhooks"
   it("rejects header injection and bad header names at construction", function()
     local base = { api_key = "k", base_url = "http://127.0.0.1:9" }
     local function with(k, v)
@@ -432,7 +431,6 @@ end)
 
 describe("retry jitter", function()
   it("comes from the CSPRNG and stays within 25 % below the backoff", function()
-    local retry = require "linqwebhooks.retry"
     local seen = {}
     for _ = 1, 50 do
       local d = retry.backoff(0)

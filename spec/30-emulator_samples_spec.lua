@@ -14,9 +14,7 @@ local http = support.http
 local VERSIONS = { "2025-01-01", "2026-02-03" }
 
 local function read_catalogue()
-  local f = assert(io.open("data/linq-events.json", "rb"))
-  local doc = assert(json.decode(f:read("*a")))
-  f:close()
+  local doc = assert(json.decode(assert(require("support.util").read_file("data/linq-events.json"))))
   local by_name = {}
   for _, e in ipairs(doc.events) do
     by_name[e.name] = e

@@ -154,6 +154,7 @@ describe("emulator delivery", function()
       assert.are.same(a.data, b.data)
       -- samples follow the version too
       res = trigger(emu, { event_type = "message.sent" })
+      assert.are.equal(2, res.matched)
       local list1 = r1.wait(2)
       local list2 = r2.wait(2)
       local old, new = json.decode(list1[2].body).data, json.decode(list2[2].body).data

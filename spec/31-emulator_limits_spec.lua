@@ -43,10 +43,7 @@ local function spawn_sink()
   return {
     url = child.match,
     accepted = function()
-      local f = io.open(count, "rb")
-      local n = f and tonumber(f:read("*a")) or 0
-      if f then f:close() end
-      return n
+      return tonumber(require("support.util").read_file(count) or "") or 0
     end,
     stop = function()
       child.stop()

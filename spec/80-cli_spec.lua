@@ -523,6 +523,7 @@ describe("linqwh", function()
       assert.matches("+ create http://127.0.0.1:9/as-code", out, 1, true)
       assert.matches("Plan: 1 to create, 0 to update, 0 to delete", out, 1, true)
       -- a create with nowhere to put the new secret is refused before anything changes
+      local _
       code, _, err = cli.run({ "subscriptions", "apply", file }, nil, env)
       assert.are.equal(2, code)
       assert.matches("--secrets-file", err, 1, true)

@@ -13,9 +13,7 @@ package.cpath = root .. "/build/jit/?.so;" .. package.cpath
 local core = require "linqwebhooks.core"
 
 local secret = assert(os.getenv("LINQWH_BENCH_SECRET"), "LINQWH_BENCH_SECRET is not set")
-local f = assert(io.open(root .. "/bench/message_received.json", "rb"))
-local sample = f:read("*a")
-f:close()
+local sample = assert(dofile(root .. "/bench/util.lua").read_file(root .. "/bench/message_received.json"))
 local SAMPLE_ID = "2915e81c-5068-4796-ace2-21d2c94ad298"
 local at = assert(sample:find(SAMPLE_ID, 1, true), "sample event id not found")
 local head, tail = sample:sub(1, at - 1), sample:sub(at + #SAMPLE_ID)

@@ -57,39 +57,6 @@ typedef struct {
     char *buf; /* a redisFormatCommandArgv result being pushed */
 } lwh_redis_box;
 
-static void lwh_redis_setfuncs(lua_State *L, const luaL_Reg *l)
-{
-    for (; l->name; l++) {
-        lua_pushcfunction(L, l->func);
-        lua_setfield(L, -2, l->name);
-    }
-}
-
-static void lwh_redis_class(lua_State *L, const char *tname, const luaL_Reg *methods,
-                            lua_CFunction tostr, lua_CFunction destroy)
-{
-    luaL_newmetatable(L, tname);
-    lua_pushstring(L, tname);
-    lua_setfield(L, -2, "__name");
-    lua_pushcfunction(L, destroy);
-    lua_setfield(L, -2, "__gc");
-#if LUA_VERSION_NUM >= 504
-    lua_pushcfunction(L, destroy);
-    lua_setfield(L, -2, "__close");
-#endif
-    if (tostr) {
-        lua_pushcfunction(L, tostr);
-        lua_setfield(L, -2, "__tostring");
-    }
-    lua_newtable(L);
-    if (methods)
-        lwh_redis_setfuncs(L, methods);
-    lua_pushcfunction(L, destroy);
-    lua_setfield(L, -2, "close");
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-}
-
 static void *lwh_redis_new(lua_State *L, size_t size, const char *tname)
 {
     void *p = lwh_newuserdata(L, size);
@@ -457,12 +424,15 @@ LWH_EXPORT int luaopen_linqwebhooks_hiredis(lua_State *L)
         { "reader", lwh_redis_reader_new },
         { NULL, NULL }
     };
-    lwh_redis_class(L, LWH_REDIS_CONN, conn_methods, lwh_redis_conn_tostring,
-                    lwh_redis_conn_destroy);
-    lwh_redis_class(L, LWH_REDIS_READER, reader_methods, NULL, lwh_redis_reader_destroy);
-    lwh_redis_class(L, LWH_REDIS_BOX, NULL, NULL, lwh_redis_box_destroy);
+    static const luaL_Reg conn_meta[] = {
+        { "__tostring", lwh_redis_conn_tostring },
+        { NULL, NULL }
+    };
+    lwh_new_class(L, LWH_REDIS_CONN, conn_methods, conn_meta, lwh_redis_conn_destroy);
+    lwh_new_class(L, LWH_REDIS_READER, reader_methods, NULL, lwh_redis_reader_destroy);
+    lwh_new_class(L, LWH_REDIS_BOX, NULL, NULL, lwh_redis_box_destroy);
     lua_newtable(L);
-    lwh_redis_setfuncs(L, fns);
+    lwh_setfuncs(L, fns, 0);
     lua_pushfstring(L, "hiredis %d.%d.%d", HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
     lua_setfield(L, -2, "hiredis_version");
     return 1;

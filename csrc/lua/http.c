@@ -68,27 +68,6 @@ typedef struct {
     char errbuf[CURL_ERROR_SIZE];
 } lwh_http;
 
-static int lwh_buf_add(lwh_buf *b, const char *p, size_t n)
-{
-    if (n > (size_t)-1 - b->len - 1)
-        return -1;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        char *np;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        np = realloc(b->data, cap);
-        if (np == NULL)
-            return -1;
-        b->data = np;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return 0;
-}
-
 /* Appends n uninitialised bytes; returns a pointer to them (valid until the
  * next append) or NULL. */
 static char *lwh_buf_reserve(lwh_buf *b, size_t n)
@@ -110,6 +89,15 @@ static char *lwh_buf_reserve(lwh_buf *b, size_t n)
     b->len += n;
     b->data[b->len] = '\0';
     return b->data + at;
+}
+
+static int lwh_buf_add(lwh_buf *b, const char *p, size_t n)
+{
+    char *dst = lwh_buf_reserve(b, n);
+    if (dst == NULL)
+        return -1;
+    memcpy(dst, p, n);
+    return 0;
 }
 
 static void lwh_buf_free(lwh_buf *b)

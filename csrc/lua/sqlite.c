@@ -1,6 +1,7 @@
 /* sqlite.c -- linqwebhooks.sqlite: a minimal libsqlite3 binding for the
  * durable inbox (lua/linqwebhooks/inbox/sqlite.lua). Its own module (.so,
- * -lsqlite3), self-contained: it shares no symbol with linqwebhooks.core.
+ * -lsqlite3) built from this file plus util.c (lwh_new_class); it shares no
+ * symbol with linqwebhooks.core.
  *
  *   sqlite.open(path [, busy_timeout_ms]) -> db | nil, err
  *   db:exec(sql)                  -> true | nil, err   (several statements, no parameters)
@@ -19,10 +20,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include <string.h>
 #include <sqlite3.h>
-#include <lua.h>
-#include <lauxlib.h>
+#include "lwh_lua.h"
 
-#define LWH_EXPORT __attribute__((visibility("default")))
 #define LWH_SQL_DB "linqwebhooks.sqlite.db"
 #define LWH_SQL_STMT "linqwebhooks.sqlite.stmt"
 #define LWH_SQL_MAXPARAMS 64
@@ -41,17 +40,9 @@ struct lwh_sql_stmt {
 };
 
 #if LUA_VERSION_NUM < 502
-static void lwh_sql_setfuncs(lua_State *L, const luaL_Reg *l)
-{
-    for (; l->name; l++) {
-        lua_pushcfunction(L, l->func);
-        lua_setfield(L, -2, l->name);
-    }
-}
 #define lwh_sql_newud(L, sz) lua_newuserdata((L), (sz))
 #define lwh_sql_pushint(L, v) lua_pushnumber((L), (lua_Number)(v))
 #else
-#define lwh_sql_setfuncs(L, l) luaL_setfuncs((L), (l), 0)
 #if LUA_VERSION_NUM >= 504
 #define lwh_sql_newud(L, sz) lua_newuserdatauv((L), (sz), 0)
 #else
@@ -386,28 +377,6 @@ static int lwh_sql_stmt_tostring(lua_State *L)
     return 1;
 }
 
-static void lwh_sql_class(lua_State *L, const char *name, const luaL_Reg *methods,
-                          lua_CFunction destroy, lua_CFunction tostr)
-{
-    luaL_newmetatable(L, name);
-    lua_pushstring(L, name);
-    lua_setfield(L, -2, "__name");
-    lua_pushcfunction(L, destroy);
-    lua_setfield(L, -2, "__gc");
-#if LUA_VERSION_NUM >= 504
-    lua_pushcfunction(L, destroy);
-    lua_setfield(L, -2, "__close");
-#endif
-    lua_pushcfunction(L, tostr);
-    lua_setfield(L, -2, "__tostring");
-    lua_newtable(L);
-    lwh_sql_setfuncs(L, methods);
-    lua_pushcfunction(L, destroy);
-    lua_setfield(L, -2, "close");
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-}
-
 LWH_EXPORT int luaopen_linqwebhooks_sqlite(lua_State *L)
 {
     static const luaL_Reg db_methods[] = {
@@ -427,10 +396,18 @@ LWH_EXPORT int luaopen_linqwebhooks_sqlite(lua_State *L)
         { "open", lwh_sql_open },
         { NULL, NULL }
     };
-    lwh_sql_class(L, LWH_SQL_DB, db_methods, lwh_sql_db_destroy, lwh_sql_db_tostring);
-    lwh_sql_class(L, LWH_SQL_STMT, stmt_methods, lwh_sql_stmt_destroy, lwh_sql_stmt_tostring);
+    static const luaL_Reg db_meta[] = {
+        { "__tostring", lwh_sql_db_tostring },
+        { NULL, NULL }
+    };
+    static const luaL_Reg stmt_meta[] = {
+        { "__tostring", lwh_sql_stmt_tostring },
+        { NULL, NULL }
+    };
+    lwh_new_class(L, LWH_SQL_DB, db_methods, db_meta, lwh_sql_db_destroy);
+    lwh_new_class(L, LWH_SQL_STMT, stmt_methods, stmt_meta, lwh_sql_stmt_destroy);
     lua_newtable(L);
-    lwh_sql_setfuncs(L, fns);
+    lwh_setfuncs(L, fns, 0);
     lua_pushstring(L, sqlite3_libversion());
     lua_setfield(L, -2, "sqlite_version");
     return 1;

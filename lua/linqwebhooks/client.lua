@@ -337,13 +337,7 @@ local function default_log(level, message)
   end
 end
 
-local function getenv(name)
-  local v = os.getenv(name)
-  if v == "" then
-    return nil
-  end
-  return v
-end
+local getenv = options.getenv
 
 local function lua_version()
   local jit = rawget(_G, "jit")

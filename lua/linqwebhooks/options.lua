@@ -7,6 +7,15 @@ local function typename(v)
   return type(v)
 end
 
+local function contains(list, v)
+  for _, x in ipairs(list) do
+    if x == v then
+      return true
+    end
+  end
+  return false
+end
+
 --- Checks `opts` (a table or nil) against `schema` and raises at `level`
 -- (default: the caller of the public function) on the first problem.
 -- schema: { key = "string" | "number" | "boolean" | "table" | "function"
@@ -28,29 +37,13 @@ function M.check(what, opts, schema, level)
     if type(spec) == "string" then
       spec = { types = { spec } }
     end
-    local ok = false
-    for _, t in ipairs(spec.types) do
-      if t == typename(v) then
-        ok = true
-        break
-      end
-    end
-    if not ok then
+    if not contains(spec.types, typename(v)) then
       error(what .. ": option '" .. k .. "' must be " .. table.concat(spec.types, " or ")
         .. ", got " .. typename(v), level)
     end
-    if spec.enum then
-      local found = false
-      for _, e in ipairs(spec.enum) do
-        if e == v then
-          found = true
-          break
-        end
-      end
-      if not found then
-        error(what .. ": option '" .. k .. "' must be one of " .. table.concat(spec.enum, ", ")
-          .. ", got '" .. tostring(v) .. "'", level)
-      end
+    if spec.enum and not contains(spec.enum, v) then
+      error(what .. ": option '" .. k .. "' must be one of " .. table.concat(spec.enum, ", ")
+        .. ", got '" .. tostring(v) .. "'", level)
     end
     if spec.check then
       local good, msg = spec.check(v)
@@ -72,6 +65,28 @@ function M.is_list(t)
     n = n + 1
   end
   return n == #t
+end
+
+--- os.getenv(name), with an empty value read as unset (nil).
+function M.getenv(name)
+  local v = os.getenv(name)
+  if v == "" then
+    return nil
+  end
+  return v
+end
+
+--- True when lists a and b hold equal values in the same order.
+function M.same_list(a, b)
+  if #a ~= #b then
+    return false
+  end
+  for i = 1, #a do
+    if a[i] ~= b[i] then
+      return false
+    end
+  end
+  return true
 end
 
 --- options.number{ min, max, above, below, integer, unit, allow } -> check

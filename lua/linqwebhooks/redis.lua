@@ -31,6 +31,8 @@
 -- The socket transports carry bytes only: commands are formatted and replies
 -- parsed by hiredis (linqwebhooks.hiredis format / reader).
 local options = require "linqwebhooks.options"
+local tls_name = require "linqwebhooks.tls_name"
+local transport = require "linqwebhooks.transport"
 
 local M = {}
 
@@ -211,12 +213,8 @@ local COSOCKET_PHASES = {
 
 --- "cosocket" | nil, err (in nginx without cosockets) | false (plain Lua)
 local function ngx_mode()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then
-    return false
-  end
-  local ok, phase = pcall(ngx.get_phase)
-  if not ok then
+  local phase = transport.phase()
+  if phase == nil then
     return false
   end
   if COSOCKET_PHASES[phase] then
@@ -256,6 +254,38 @@ local function read_replies(reader, recv, n)
   return out
 end
 
+-- { {cmd, args...}, ... } -> the commands formatted (RESP), one string.
+local function format_cmds(cmds)
+  local C_ = cmod()
+  local parts = {}
+  for i = 1, #cmds do
+    local args = cmds[i]
+    parts[i] = C_.format(unpack(args, 1, args.n or #args))
+  end
+  return table.concat(parts)
+end
+
+-- AUTH / SELECT for a new connection: { {cmd, args...}, ... } (maybe empty).
+local function handshake_cmds(cfg)
+  local cmds = {}
+  if cfg.password then
+    cmds[#cmds + 1] = cfg.user and { "AUTH", cfg.user, cfg.password } or { "AUTH", cfg.password }
+  end
+  if cfg.db ~= 0 then
+    cmds[#cmds + 1] = { "SELECT", cfg.db }
+  end
+  return cmds
+end
+
+-- The error of the first refused handshake command, or nil.
+local function handshake_failure(cfg, cmds, replies)
+  for i = 1, #cmds do
+    if replies[i][1] == nil then
+      return "redis: " .. cmds[i][1] .. " failed on " .. cfg.where .. ": " .. tostring(replies[i][2])
+    end
+  end
+end
+
 -- ---- the nginx cosocket transport ---------------------------------------
 
 local function pool_name(cfg)
@@ -272,7 +302,22 @@ local function ngx_io_err(cfg, what, err)
   return "redis: " .. cfg.where .. ": " .. what .. " failed: " .. tostring(err)
 end
 
-local handshake_commands -- forward
+-- Sends `payload` on sock and reads its n replies; closes sock on failure.
+local function ngx_roundtrip(sock, cfg, reader, payload, n)
+  local sent, werr = sock:send(payload)
+  if not sent then
+    sock:close()
+    return nil, ngx_io_err(cfg, "sending", werr)
+  end
+  local replies, rerr = read_replies(reader, function()
+    return sock:receiveany(65536)
+  end, n)
+  if not replies then
+    sock:close()
+    return nil, ngx_io_err(cfg, "reading the reply", rerr)
+  end
+  return replies
+end
 
 -- Runs `payload` (formatted commands, n replies expected) on a pooled cosocket.
 local function ngx_exchange(cfg, payload, n)
@@ -296,9 +341,6 @@ local function ngx_exchange(cfg, payload, n)
   end
   local fresh = sock:getreusedtimes() == 0
   local reader = cmod().reader()
-  local function recv()
-    return sock:receiveany(65536)
-  end
   if fresh then
     if cfg.tls then
       local hs, herr = sock:sslhandshake(false, cfg.server_name, cfg.verify)
@@ -309,36 +351,24 @@ local function ngx_exchange(cfg, payload, n)
     end
     -- AUTH / SELECT answered before any command is sent: a command must
     -- never run unauthenticated or in the wrong database
-    local pre, npre, names = handshake_commands(cfg)
-    if npre > 0 then
-      local sent, werr = sock:send(pre)
-      if not sent then
-        sock:close()
-        return nil, ngx_io_err(cfg, "sending", werr)
-      end
-      local replies, rerr = read_replies(reader, recv, npre)
-      if not replies then
-        sock:close()
-        return nil, ngx_io_err(cfg, "reading the reply", rerr)
-      end
-      for i = 1, npre do
-        if replies[i][1] == nil then
+    local cmds = handshake_cmds(cfg)
+    if #cmds > 0 then
+      local replies, herr = ngx_roundtrip(sock, cfg, reader, format_cmds(cmds), #cmds)
+      if replies then
+        herr = handshake_failure(cfg, cmds, replies)
+        if herr then
           sock:close()
-          return nil, "redis: " .. names[i] .. " failed on " .. cfg.where .. ": " .. tostring(replies[i][2])
         end
+      end
+      if herr then
+        return nil, herr
       end
     end
   end
-  local sent, werr = sock:send(payload)
-  if not sent then
-    sock:close()
-    return nil, ngx_io_err(cfg, "sending", werr)
-  end
-  local replies, rerr = read_replies(reader, recv, n)
+  local replies, rerr = ngx_roundtrip(sock, cfg, reader, payload, n)
   reader:close()
   if not replies then
-    sock:close()
-    return nil, ngx_io_err(cfg, "reading the reply", rerr)
+    return nil, rerr
   end
   sock:setkeepalive(60000, cfg.pool_size)
   return replies
@@ -346,60 +376,6 @@ end
 
 -- ---- plain Lua transports --------------------------------------------------
 
--- AUTH / SELECT for a new connection: formatted bytes, count, names.
-handshake_commands = function(cfg)
-  local C_ = cmod()
-  local parts, names, n = {}, {}, 0
-  if cfg.password then
-    n = n + 1
-    names[n] = "AUTH"
-    if cfg.user then
-      parts[n] = C_.format("AUTH", cfg.user, cfg.password)
-    else
-      parts[n] = C_.format("AUTH", cfg.password)
-    end
-  end
-  if cfg.db ~= 0 then
-    n = n + 1
-    names[n] = "SELECT"
-    parts[n] = C_.format("SELECT", cfg.db)
-  end
-  return table.concat(parts), n, names
-end
-
--- Host name check for LuaSec (which verifies the chain, not the name).
-local function cert_matches(cert, host)
-  local ext = cert:extensions() or {}
-  local san = ext["2.5.29.17"]
-  local function match(pat)
-    pat = pat:lower()
-    local h = host:lower()
-    if pat == h then
-      return true
-    end
-    local rest = pat:match("^%*%.(.+)$")
-    return rest ~= nil and h:match("^[^.]+%.(.+)$") == rest
-  end
-  if san then
-    for _, name in ipairs(san.dNSName or {}) do
-      if match(name) then
-        return true
-      end
-    end
-    for _, ip in ipairs(san.iPAddress or {}) do
-      if ip:lower() == host:lower() then
-        return true
-      end
-    end
-    return false
-  end
-  for _, e in ipairs(cert:subject() or {}) do
-    if e.name == "CN" and match(e.value) then
-      return true
-    end
-  end
-  return false
-end
 
 -- A LuaSocket (+LuaSec) connection with the C formatter and reader.
 local SockConn = {}
@@ -442,7 +418,7 @@ local function sock_open(cfg)
     end
     if cfg.verify then
       local cert = s:getpeercertificate()
-      if not cert or not cert_matches(cert, cfg.server_name) then
+      if not cert or not tls_name.matches(cert, cfg.server_name) then
         s:close()
         return nil, "redis: TLS handshake with " .. cfg.where .. " failed: the certificate does"
           .. " not match '" .. cfg.server_name .. "'"
@@ -554,37 +530,20 @@ local function open(cfg)
   if not conn then
     return nil, err
   end
-  local cmds = {}
-  if cfg.password then
-    cmds[#cmds + 1] = cfg.user and { "AUTH", cfg.user, cfg.password } or { "AUTH", cfg.password }
-  end
-  if cfg.db ~= 0 then
-    cmds[#cmds + 1] = { "SELECT", cfg.db }
-  end
+  local cmds = handshake_cmds(cfg)
   if #cmds > 0 then
-    local res, rerr = conn:exchange_cmds(cmds)
-    if not res then
+    local res, herr = conn:exchange_cmds(cmds)
+    herr = res and handshake_failure(cfg, cmds, res) or herr
+    if herr then
       conn:close()
-      return nil, rerr
-    end
-    for i = 1, #cmds do
-      if res[i][1] == nil then
-        conn:close()
-        return nil, "redis: " .. cmds[i][1] .. " failed on " .. cfg.where .. ": " .. tostring(res[i][2])
-      end
+      return nil, herr
     end
   end
   return conn
 end
 
 function SockConn:exchange_cmds(cmds)
-  local C_ = cmod()
-  local parts = {}
-  for i = 1, #cmds do
-    local args = cmds[i]
-    parts[i] = C_.format(unpack(args, 1, args.n or #args))
-  end
-  return self:exchange(table.concat(parts), #cmds)
+  return self:exchange(format_cmds(cmds), #cmds)
 end
 
 local function is_stale(err)
@@ -605,13 +564,7 @@ function Client:pipeline(cmds)
   end
   self.round_trips = self.round_trips + 1
   if mode == "cosocket" then
-    local C_ = cmod()
-    local parts = {}
-    for i = 1, #cmds do
-      local args = cmds[i]
-      parts[i] = C_.format(unpack(args, 1, args.n or #args))
-    end
-    return ngx_exchange(self._cfg, table.concat(parts), #cmds)
+    return ngx_exchange(self._cfg, format_cmds(cmds), #cmds)
   end
   local conn = self._conn
   local reused = conn ~= nil

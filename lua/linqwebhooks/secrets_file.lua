@@ -24,6 +24,7 @@
 local json = require "linqwebhooks.json"
 local errors = require "linqwebhooks.errors"
 local options = require "linqwebhooks.options"
+local private_file = require "linqwebhooks.private_file"
 
 local M = {}
 
@@ -32,11 +33,7 @@ M.CHECK_INTERVAL = 1 -- seconds between two looks at the file (mtime, size, inod
 
 local file_info = require("linqwebhooks.core").file_info
 
--- chmod and getpid: only writers (apply, rotate) need them.
-local function chmod(path, mode)
-  return require("linqwebhooks.process").chmod(path, mode)
-end
-
+-- getpid: only writers (apply, rotate) need it.
 local function getpid()
   return require("linqwebhooks.process").getpid()
 end
@@ -177,29 +174,11 @@ function M.write(path, doc)
   seq = seq + 1
   -- unique per process and call: concurrent writers never share a temp file
   local tmp = string.format("%s.tmp%d.%d.%d", path, getpid(), os.time(), seq)
-  local f, err = io.open(tmp, "wb")
-  if not f then
-    return fail("io", "cannot write the secrets file: " .. tostring(err))
-  end
-  local ok, cerr = chmod(tmp, 384) -- 0600
+  local ok, stage, err = private_file.write(path, text, tmp)
   if not ok then
-    f:close()
-    os.remove(tmp)
-    return fail("io", "cannot make the secrets file private (chmod 0600): " .. tostring(cerr))
-  end
-  ok, err = f:write(text, "\n")
-  if ok then
-    ok, err = f:flush()
-  end
-  f:close()
-  if not ok then
-    os.remove(tmp)
-    return fail("io", "cannot write the secrets file: " .. tostring(err))
-  end
-  ok, err = os.rename(tmp, path)
-  if not ok then
-    os.remove(tmp)
-    return fail("io", "cannot replace the secrets file: " .. tostring(err))
+    return fail("io", (stage == "chmod" and "cannot make the secrets file private (chmod 0600): "
+      or stage == "rename" and "cannot replace the secrets file: "
+      or "cannot write the secrets file: ") .. tostring(err))
   end
   return true
 end
@@ -295,17 +274,7 @@ end
 ------------------------------------------------------------------------------
 -- A verifier that follows the file
 
-local function same(a, b)
-  if #a ~= #b then
-    return false
-  end
-  for i = 1, #a do
-    if a[i] ~= b[i] then
-      return false
-    end
-  end
-  return true
-end
+local same = options.same_list
 
 local Reloading = {}
 

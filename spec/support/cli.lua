@@ -9,6 +9,7 @@
 --   cli.outputs   -- every stdout/stderr text seen so far (for the no-secret check)
 local child = require "support.child"
 local socket = require "socket"
+local util = require "support.util"
 
 local M = { outputs = {} }
 
@@ -17,14 +18,9 @@ local function q(s)
 end
 M.q = q
 
+--- The whole file, "" when it does not exist (yet).
 local function read(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return ""
-  end
-  local s = f:read("*a") or ""
-  f:close()
-  return s
+  return util.read_file(path) or ""
 end
 M.read = read
 

@@ -23,22 +23,20 @@
 -- `time` in the log is socket.gettime() when the request line arrived.
 local socket = require "socket"
 
-local M = {}
-
-local function sh_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
--- (self-contained: this file also runs as a script in a child process)
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
+-- support.util; when this file runs as a script in a child process (where
+-- spec/ is not on the path), loaded from next to this file.
+local util
+do
+  local ok, u = pcall(require, "support.util")
+  if not ok then
+    local dir = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+    u = dofile(dir .. "/util.lua")
   end
-  local s = f:read("*a")
-  f:close()
-  return s
+  util = u
 end
+local read_file, sh_quote = util.read_file, util.sh_quote
+
+local M = {}
 
 local function serialize(v, out)
   local t = type(v)

@@ -1,11 +1,13 @@
 -- Small helpers shared by the specs and their support servers.
 local M = {}
 
---- The whole file, or nil if it cannot be opened.
+--- The whole file, or nil, err (io.open's message) if it cannot be opened:
+-- `util.read_file(p) or ""`, `assert(util.read_file(p))`. The one read_file
+-- of the specs (bench/util.lua has the benchmarks' one).
 function M.read_file(path)
-  local f = io.open(path, "rb")
+  local f, err = io.open(path, "rb")
   if not f then
-    return nil
+    return nil, err
   end
   local s = f:read("*a")
   f:close()

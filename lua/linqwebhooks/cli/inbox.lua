@@ -105,28 +105,14 @@ M.ACTIONS = {
 }
 
 function M.define(parser)
-  local c = parser:command("inbox", "Inspect the durable inbox: stats, dead letters, replay.")
-    :command_target("action")
-  for _, act in ipairs(M.ACTIONS) do
-    local sc = c:command(act.name, act.help)
-    act.define(sc)
-    common(sc)
-  end
+  util.define_actions(parser, "inbox", "Inspect the durable inbox: stats, dead letters, replay.",
+    M.ACTIONS, common)
 end
 
 function M.run(a)
-  for _, act in ipairs(M.ACTIONS) do
-    if act.name == a.action then
-      local inbox = M.open(a)
-      local ok, err = pcall(act.run, a, inbox)
-      pcall(inbox.close, inbox)
-      if not ok then
-        error(err, 0)
-      end
-      return
-    end
-  end
-  util.usage("unknown action '" .. tostring(a.action) .. "'", CMD)
+  util.run_action(a, M.ACTIONS, CMD, M.open, function(inbox)
+    pcall(inbox.close, inbox)
+  end)
 end
 
 return M

@@ -11,8 +11,7 @@ local M = {}
 
 function M.define(parser)
   local c = parser:command("listen", "Receive and verify deliveries; print one line per delivery.")
-  c:option("--secret", "Signing secret whsec_... (repeat for a rotation keyring)."
-    .. " Default: $LINQ_WEBHOOK_SECRET."):count("*"):argname("<whsec_...>")
+  util.secret_option(c)
   c:option("--host", "Address to listen on."):default("127.0.0.1")
   c:option("--port", "Port (0 = any free port, shown at start)."):default("8788")
   c:option("--path", "Webhook path."):default("/webhooks")

@@ -10,8 +10,7 @@ M.ORDER = { "webhook-id", "webhook-timestamp", "webhook-signature",
 
 function M.define(parser)
   local c = parser:command("sign", "Sign the body read from stdin; print the headers, one 'name: value' line each.")
-  c:option("--secret", "Signing secret whsec_... (repeat for a rotation keyring: one signature per key)."
-    .. " Default: $LINQ_WEBHOOK_SECRET."):count("*"):argname("<whsec_...>")
+  util.secret_option(c, ": one signature per key")
   c:option("--id", "webhook-id (default: a random msg_... id)."):argname("<id>")
   c:option("--timestamp", "Unix seconds (default: now)."):argname("<seconds>")
   c:option("--scheme", "Header set(s): standard (webhook-*), legacy (X-Webhook-*), or both as Linq sends.")

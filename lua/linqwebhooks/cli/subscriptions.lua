@@ -290,13 +290,8 @@ function M.finish(text, err, status)
 end
 
 function M.define(parser)
-  local c = parser:command("subscriptions", "Manage webhook subscriptions (Linq API or the emulator).")
-    :command_target("action")
-  for _, act in ipairs(M.ACTIONS) do
-    local sc = c:command(act.name, act.help)
-    act.define(sc)
-    common(sc)
-  end
+  util.define_actions(parser, "subscriptions",
+    "Manage webhook subscriptions (Linq API or the emulator).", M.ACTIONS, common)
 end
 
 local function is_loopback_url(url)
@@ -323,18 +318,9 @@ function M.client(a)
 end
 
 function M.run(a)
-  for _, act in ipairs(M.ACTIONS) do
-    if act.name == a.action then
-      local client = M.client(a)
-      local ok, err = pcall(act.run, a, client)
-      client:close()
-      if not ok then
-        error(err, 0)
-      end
-      return
-    end
-  end
-  util.usage("unknown action '" .. tostring(a.action) .. "'", CMD)
+  util.run_action(a, M.ACTIONS, CMD, M.client, function(client)
+    client:close()
+  end)
 end
 
 return M

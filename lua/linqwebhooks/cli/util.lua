@@ -82,13 +82,7 @@ function M.out(...)
   io.stdout:flush()
 end
 
-local function getenv(name)
-  local v = os.getenv(name)
-  if v == "" then
-    return nil
-  end
-  return v
-end
+local getenv = require("linqwebhooks.options").getenv
 M.getenv = getenv
 
 --- The signing secret(s): the --secret values (repeatable, first = newest),
@@ -118,6 +112,13 @@ function M.secrets(values, cmd)
   end
   err:close()
   return list
+end
+
+--- Adds the repeatable --secret option (read by M.secrets) to command c;
+-- `note` (optional) goes into its help after "a rotation keyring".
+function M.secret_option(c, note)
+  c:option("--secret", "Signing secret whsec_... (repeat for a rotation keyring" .. (note or "") .. ")."
+    .. " Default: $LINQ_WEBHOOK_SECRET."):count("*"):argname("<whsec_...>")
 end
 
 --- Whole stdin.
@@ -220,6 +221,36 @@ function M.watch_signals()
   end
   watch()
   return pending
+end
+
+--- Commands made of actions (`linqwh inbox stats`, `linqwh subscriptions
+-- list`): `actions` is a list of { name, help, define(cmd), run(args, obj) }.
+-- define_actions adds the command `name` with one sub-command per action,
+-- each given its own arguments (act.define) and the shared ones (common).
+function M.define_actions(parser, name, help, actions, common)
+  local c = parser:command(name, help):command_target("action")
+  for _, act in ipairs(actions) do
+    local sc = c:command(act.name, act.help)
+    act.define(sc)
+    common(sc)
+  end
+end
+
+--- Runs the action args.action: obj = open(args), act.run(args, obj), then
+-- close(obj) whatever happened; an error of run is raised again after.
+function M.run_action(args, actions, cmd, open, close)
+  for _, act in ipairs(actions) do
+    if act.name == args.action then
+      local obj = open(args)
+      local ok, err = pcall(act.run, args, obj)
+      close(obj)
+      if not ok then
+        error(err, 0)
+      end
+      return
+    end
+  end
+  M.usage("unknown action '" .. tostring(args.action) .. "'", cmd)
 end
 
 --- Integer option value check (argparse gives strings for typed values we

@@ -7,8 +7,7 @@ local M = {}
 
 function M.define(parser)
   local c = parser:command("verify", "Verify the body read from stdin against signature headers.")
-  c:option("--secret", "Signing secret whsec_... (repeat for a rotation keyring)."
-    .. " Default: $LINQ_WEBHOOK_SECRET."):count("*"):argname("<whsec_...>")
+  util.secret_option(c)
   c:option("-H --header", "A request header 'name: value' (repeat; e.g. the lines `linqwh sign` prints).")
     :count("*"):argname("<'name: value'>")
   c:option("--tolerance", "Seconds a timestamp may differ from now (0 = no check).")

@@ -293,7 +293,7 @@ local function list(ctx, _, trace)
   return ok(trace, 200, { subscriptions = json.array(out) })
 end
 
-local function retrieve(ctx, _, trace, sub)
+local function retrieve(_, _, trace, sub)
   return ok(trace, 200, view(sub))
 end
 
@@ -412,19 +412,19 @@ local function deliveries(ctx, req, trace)
     ctx.clear_deliveries()
     return ok(trace, 204)
   end
-  local list = ctx.deliveries()
+  local attempts = ctx.deliveries()
   local want_event = util.query_param(req.query, "event_id")
   local want_sub = util.query_param(req.query, "subscription_id")
   if want_event or want_sub then
     local out = {}
-    for _, e in ipairs(list) do
+    for _, e in ipairs(attempts) do
       if (not want_event or e.event_id == want_event) and (not want_sub or e.subscription_id == want_sub) then
         out[#out + 1] = e
       end
     end
-    list = out
+    attempts = out
   end
-  return ok(trace, 200, json.array(list))
+  return ok(trace, 200, json.array(attempts))
 end
 
 local function method_not_allowed(trace, allow)

@@ -18,6 +18,7 @@
 local socket = require "socket"
 local linq = require "linqwebhooks"
 local util = require "linqwebhooks.emulator.util"
+local tls_name = require "linqwebhooks.tls_name"
 
 local M = {}
 
@@ -145,39 +146,10 @@ local function tls_params(d)
   return p
 end
 
-local function match_name(pattern, host)
-  pattern, host = pattern:lower(), host:lower()
-  if pattern == host then
-    return true
-  end
-  local rest = pattern:match("^%*(%..+)$") -- *.example.com matches one label
-  return rest ~= nil and host:sub(-#rest) == rest and not host:sub(1, -#rest - 1):find("[.]")
-    and #host > #rest
-end
-
 --- The peer certificate names `host` (subjectAltName, else the CN).
 local function names_host(conn, host)
   local cert = conn:getpeercertificate()
-  if not cert then
-    return false
-  end
-  local ext = cert:extensions() or {}
-  local san = ext["2.5.29.17"]
-  if san then
-    local ip = host:match("^%d+%.%d+%.%d+%.%d+$") or host:find(":", 1, true)
-    for _, v in ipairs((ip and san.iPAddress or san.dNSName) or {}) do
-      if ip and v:lower() == host:lower() or not ip and match_name(v, host) then
-        return true
-      end
-    end
-    return false
-  end
-  for _, e in ipairs(cert:subject() or {}) do
-    if e.name == "CN" and match_name(e.value, host) then
-      return true
-    end
-  end
-  return false
+  return cert and tls_name.matches(cert, host) or false
 end
 
 local function handshake(o, lp)

@@ -34,32 +34,30 @@ local function positive(v)
   return false, "must be a positive number of seconds"
 end
 
+local function seconds_from_zero(v)
+  if v >= 0 and v < 1e9 then
+    return true
+  end
+  return false, "must be a number of seconds >= 0"
+end
+
+-- check: a whole number from 1 to max
+local function count_to(max)
+  local msg = "must be a whole number from 1 to " .. max
+  return function(v)
+    if v >= 1 and v <= max and v == math.floor(v) then
+      return true
+    end
+    return false, msg
+  end
+end
+
 local DELIVERY_SCHEMA = {
-  attempts = { types = { "number" }, check = function(v)
-    if v >= 1 and v <= 100 and v == math.floor(v) then
-      return true
-    end
-    return false, "must be a whole number from 1 to 100"
-  end },
-  base_delay = { types = { "number" }, check = function(v)
-    if v >= 0 and v < 1e9 then
-      return true
-    end
-    return false, "must be a number of seconds >= 0"
-  end },
-  max_delay = { types = { "number" }, check = function(v)
-    if v >= 0 and v < 1e9 then
-      return true
-    end
-    return false, "must be a number of seconds >= 0"
-  end },
+  attempts = { types = { "number" }, check = count_to(100) },
+  base_delay = { types = { "number" }, check = seconds_from_zero },
+  max_delay = { types = { "number" }, check = seconds_from_zero },
   timeout = { types = { "number" }, check = positive },
-  max_in_flight = { types = { "number" }, check = function(v)
-    if v >= 1 and v <= 512 and v == math.floor(v) then
-      return true
-    end
-    return false, "must be a whole number from 1 to 512"
-  end },
+  max_in_flight = { types = { "number" }, check = count_to(512) },
   ca_file = "string",
   insecure = "boolean",
 }
@@ -83,12 +81,7 @@ local SERVE_SCHEMA = {
   delivery = "table",
   client_timeout = { types = { "number" }, check = positive },
   max_body = { types = { "number" }, check = positive },
-  max_connections = { types = { "number" }, check = function(v)
-    if v >= 1 and v <= 512 and v == math.floor(v) then
-      return true
-    end
-    return false, "must be a whole number from 1 to 512"
-  end },
+  max_connections = { types = { "number" }, check = count_to(512) },
   quiet = "boolean",
   verbose = "boolean",
   watch_pid = { types = { "number" }, check = function(v)

@@ -4,7 +4,7 @@
 -- so a crash never leaves a half-written state file. The file holds the
 -- signing secrets, so it is created owner-only (0600).
 local json = require "linqwebhooks.json"
-local sys = require "linqwebhooks.process"
+local private_file = require "linqwebhooks.private_file"
 
 local State = {}
 State.__index = State
@@ -123,30 +123,12 @@ function State:save()
   if not text then
     return nil, "cannot encode state: " .. tostring(err)
   end
-  local tmp = self.path .. ".tmp"
-  local f
-  f, err = io.open(tmp, "wb")
-  if not f then
-    return nil, "cannot write state file: " .. tostring(err)
-  end
   -- The file holds signing secrets: owner-only (before any secret is written).
-  if sys.chmod then
-    sys.chmod(tmp, 384) -- 0600
-  end
-  local ok
-  ok, err = f:write(text, "\n")
-  if ok then
-    ok, err = f:flush()
-  end
-  f:close()
+  local ok, stage, werr = private_file.write(self.path, text, self.path .. ".tmp")
   if not ok then
-    os.remove(tmp)
-    return nil, "cannot write state file: " .. tostring(err)
-  end
-  ok, err = os.rename(tmp, self.path)
-  if not ok then
-    os.remove(tmp)
-    return nil, "cannot replace state file: " .. tostring(err)
+    return nil, (stage == "chmod" and "cannot make state file private (chmod 0600): "
+      or stage == "rename" and "cannot replace state file: "
+      or "cannot write state file: ") .. tostring(werr)
   end
   return true
 end

@@ -32,8 +32,7 @@
 -- ones until replayed. AOF persistence (appendonly yes) is the operator's
 -- choice: with appendfsync everysec a power loss may lose the last second.
 -- In OpenResty the calls use cosockets (see linqwebhooks.redis).
-local options = require "linqwebhooks.options"
-local redis = require "linqwebhooks.redis"
+local backend = require "linqwebhooks.redis_backend"
 local json = require "linqwebhooks.json"
 
 local M = {}
@@ -42,45 +41,20 @@ local Inbox = {}
 Inbox.__index = Inbox
 M.Inbox = Inbox
 
-local function seconds(v)
-  if v ~= v or v <= 0 or v >= 2147483 then
-    return false, "must be a number of seconds > 0"
-  end
-  return true
-end
-
-M.SCHEMA = {
+M.SCHEMA = backend.schema({
   url = "string",
   prefix = "string",
-  ttl = { types = { "number" }, check = seconds },
+  ttl = { types = { "number" }, check = backend.seconds },
   clock = "function",
-}
-for k, v in pairs(redis.SCHEMA) do
-  if k ~= "url" then
-    M.SCHEMA[k] = v
-  end
-end
+})
 
 --- linq.inbox.redis{ url = "redis://127.0.0.1:6379/0", prefix = "linqwh:", ttl = 86400,
 --   clock = nil, timeout = 5, ... } -> inbox (does not connect yet)
 function M.new(opts, level)
   level = (level or 1) + 1
-  options.check("linq.inbox.redis", opts, M.SCHEMA, level)
-  if opts == nil or opts.url == nil then
-    error("linq.inbox.redis: option 'url' is required (redis://host:port/db)", level)
-  end
-  local _, err = redis.parse_url(opts.url)
-  if err then
-    error("linq.inbox.redis: option 'url': " .. err, level)
-  end
-  local copts = {}
-  for k, v in pairs(opts) do
-    if redis.SCHEMA[k] then
-      copts[k] = v
-    end
-  end
+  local client = backend.client("linq.inbox.redis", opts, M.SCHEMA, level)
   return setmetatable({
-    _redis = redis.new(copts, level),
+    _redis = client,
     _p = (opts.prefix or "linqwh:") .. "inbox:",
     _ttl_ms = math.floor((opts.ttl or 86400) * 1000 + 0.5),
     _clock = opts.clock,
@@ -89,8 +63,7 @@ function M.new(opts, level)
 end
 
 Inbox.__tostring = function(self)
-  return "linqwebhooks.inbox.redis (" .. tostring(self._redis):match("%((.*)%)$") .. ", prefix "
-    .. self._p:sub(1, -7) .. ")"
+  return backend.describe("inbox.redis", self._redis, self._p:sub(1, -7))
 end
 
 -- Shared by the scripts: key names, "now" and the consumer group.
@@ -193,21 +166,23 @@ end
 return false
 ]]
 
-local EXTEND = HEAD .. [[
+-- The prologue of the scripts that act on a taken delivery (ARGV[3..5]: key,
+-- its stream entry, the worker): they do nothing unless it still holds it.
+local OWNED = HEAD .. [[
 local key, entry, worker = ARGV[3], ARGV[4], ARGV[5]
-if not owned(P .. 'd:' .. key, entry, worker) then
-  return 0
-end
-redis.call('ZADD', P .. 'due', now + tonumber(ARGV[6]), key)
-return 1
-]]
-
-local ACK = HEAD .. [[
-local key, entry, worker, ttl = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
 local d = P .. 'd:' .. key
 if not owned(d, entry, worker) then
   return 0
 end
+]]
+
+local EXTEND = OWNED .. [[
+redis.call('ZADD', P .. 'due', now + tonumber(ARGV[6]), key)
+return 1
+]]
+
+local ACK = OWNED .. [[
+local ttl = tonumber(ARGV[6])
 redis.call('XACK', S, G, entry)
 redis.call('XDEL', S, entry)
 redis.call('ZREM', P .. 'due', key)
@@ -224,12 +199,7 @@ redis.call('HINCRBY', P .. 'stats', 'in_flight', -1)
 return 1
 ]]
 
-local FAIL = HEAD .. [[
-local key, entry, worker = ARGV[3], ARGV[4], ARGV[5]
-local d = P .. 'd:' .. key
-if not owned(d, entry, worker) then
-  return 0
-end
+local FAIL = OWNED .. [[
 redis.call('HSET', d, 'error', ARGV[6])
 redis.call('HDEL', d, 'worker')
 redis.call('HINCRBY', P .. 'stats', 'in_flight', -1)
@@ -248,12 +218,7 @@ end
 return 1
 ]]
 
-local RELEASE = HEAD .. [[
-local key, entry, worker = ARGV[3], ARGV[4], ARGV[5]
-local d = P .. 'd:' .. key
-if not owned(d, entry, worker) then
-  return 0
-end
+local RELEASE = OWNED .. [[
 redis.call('HINCRBY', d, 'attempts', -1)
 redis.call('HSET', d, 'state', 'pending')
 redis.call('HDEL', d, 'worker')

@@ -85,6 +85,14 @@ function M.key(id)
   return "sha256:" .. sha256_hex(id)
 end
 
+--- Raises unless `key` is a string, at the caller of the store method that
+-- calls it (`what` names the method): shared by the stores here.
+function M.check_key(what, key)
+  if type(key) ~= "string" then
+    error("store:" .. what .. ": argument 'key' must be a string, got " .. type(key), 3)
+  end
+end
+
 --- True when `v` has the store methods claim, commit and release.
 function M.is_store(v)
   if type(v) ~= "table" and type(v) ~= "userdata" then

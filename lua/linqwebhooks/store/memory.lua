@@ -71,11 +71,7 @@ local function now(self)
   return t
 end
 
-local function check_key(what, key)
-  if type(key) ~= "string" then
-    error("store:" .. what .. ": argument 'key' must be a string, got " .. type(key), 3)
-  end
-end
+local check_key = stores.check_key
 
 -- The hot paths below work on the entry array through locals: this runs
 -- for every delivery. b = 5 * slot is an entry's base index.

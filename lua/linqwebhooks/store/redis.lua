@@ -17,8 +17,8 @@
 -- request); the store can be built anywhere, e.g. at module level.
 -- Other options: connect_timeout, cafile, verify, server_name, pool_size
 -- (see linqwebhooks.redis).
-local options = require "linqwebhooks.options"
-local redis = require "linqwebhooks.redis"
+local backend = require "linqwebhooks.redis_backend"
+local stores = require "linqwebhooks.store"
 
 local M = {}
 
@@ -28,47 +28,22 @@ M.Store = Store
 
 local DEFAULTS = { ttl = 1800, lease = 60, prefix = "linqwh:" }
 
-local function seconds(v)
-  if v ~= v or v <= 0 or v >= 2147483 then
-    return false, "must be a number of seconds > 0"
-  end
-  return true
-end
-
-M.SCHEMA = {
+M.SCHEMA = backend.schema({
   url = "string",
   prefix = "string",
-  ttl = { types = { "number" }, check = seconds },
-  lease = { types = { "number" }, check = seconds },
-}
-for k, v in pairs(redis.SCHEMA) do
-  if k ~= "url" then
-    M.SCHEMA[k] = v
-  end
-end
+  ttl = { types = { "number" }, check = backend.seconds },
+  lease = { types = { "number" }, check = backend.seconds },
+})
 
 --- linq.store.redis{ url = "redis://127.0.0.1:6379/0", prefix = "linqwh:", ttl = 1800,
 --   lease = 60, timeout = 5, ... } -> store (does not connect yet)
 function M.new(opts, level)
   level = (level or 1) + 1
-  options.check("linq.store.redis", opts, M.SCHEMA, level)
-  if opts == nil or opts.url == nil then
-    error("linq.store.redis: option 'url' is required (redis://host:port/db)", level)
-  end
-  local copts = {}
-  for k, v in pairs(opts) do
-    if redis.SCHEMA[k] then
-      copts[k] = v
-    end
-  end
-  local cfg, err = redis.parse_url(opts.url)
-  if not cfg then
-    error("linq.store.redis: option 'url': " .. err, level)
-  end
+  local client = backend.client("linq.store.redis", opts, M.SCHEMA, level)
   local ttl = opts.ttl or DEFAULTS.ttl
   local lease = opts.lease or DEFAULTS.lease
   return setmetatable({
-    _redis = redis.new(copts, level),
+    _redis = client,
     _prefix = opts.prefix or DEFAULTS.prefix,
     _ttl_ms = math.max(1, math.floor(ttl * 1000 + 0.5)),
     _lease_ms = math.max(1, math.floor(lease * 1000 + 0.5)),
@@ -76,15 +51,10 @@ function M.new(opts, level)
 end
 
 Store.__tostring = function(s)
-  return "linqwebhooks.store.redis (" .. tostring(s._redis):match("%((.*)%)$") .. ", prefix "
-    .. s._prefix .. ")"
+  return backend.describe("store.redis", s._redis, s._prefix)
 end
 
-local function check_key(what, key)
-  if type(key) ~= "string" then
-    error("store:" .. what .. ": argument 'key' must be a string, got " .. type(key), 3)
-  end
-end
+local check_key = stores.check_key
 
 local function fail(err)
   return nil, tostring(err)

@@ -81,11 +81,7 @@ function M.new(dict, opts, level)
   }, Store)
 end
 
-local function check_key(what, key)
-  if type(key) ~= "string" then
-    error("store:" .. what .. ": argument 'key' must be a string, got " .. type(key), 3)
-  end
-end
+local check_key = stores.check_key
 
 -- A random non-zero 31-bit token (the dict entry's flags) per claim: flags
 -- pass through a C int in lua-resty-core, so stay below 2^31.

@@ -184,16 +184,7 @@ local function sorted(list)
 end
 
 local function same_set(a, b)
-  a, b = sorted(a), sorted(b)
-  if #a ~= #b then
-    return false
-  end
-  for i = 1, #a do
-    if a[i] ~= b[i] then
-      return false
-    end
-  end
-  return true
+  return options.same_list(sorted(a), sorted(b))
 end
 
 --- Field-by-field differences between a subscription and a desired entry:
