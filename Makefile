@@ -288,11 +288,14 @@ catalogue: $(SO54)
 	$(ENV54) $(LUA54) tools/gen_catalogue.lua data/linq-events.json lua/linqwebhooks/catalogue_data.lua
 
 # Prism (OpenAPI validation proxy) and js-yaml into build/node, for
-# spec/30-contract_prism_spec.lua (pending without them; CI installs them).
+# spec/30-contract_prism_spec.lua, and the official Node SDK (its
+# webhooks.unwrap) for spec/30-sdk_unwrap_spec.lua (pending without them;
+# CI installs them).
 PRISM_VERSION ?= 5.14.2
+LINQ_SDK_VERSION ?= 0.28.2
 prism:
 	npm install --prefix build/node --no-audit --no-fund --silent \
-	  @stoplight/prism-cli@$(PRISM_VERSION) js-yaml@4
+	  @stoplight/prism-cli@$(PRISM_VERSION) js-yaml@4 @linqapp/sdk@$(LINQ_SDK_VERSION)
 
 # Two receivers (plain Lua + nginx when available) and two workers on one Redis
 # inbox (a redis-server of its own), the emulator delivering; LINQ_INBOX=sqlite: SQLite
