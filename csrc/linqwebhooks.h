@@ -35,7 +35,7 @@ extern "C" {
 #define LINQWH_API
 #endif
 
-#define LINQWH_VERSION "0.1.0"
+#define LINQWH_VERSION "0.2.0"
 
 /* Result codes. linqwh_status_reason() gives the stable string for each. */
 typedef enum linqwh_status {

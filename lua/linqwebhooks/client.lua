@@ -25,7 +25,7 @@ local adopt = subscription.adopt
 
 local M = {}
 
-local VERSION = "0.1.0"
+local VERSION = "0.2.0"
 do
   local ok, core = pcall(require, "linqwebhooks.core")
   if ok and type(core) == "table" and core._VERSION then
