@@ -462,8 +462,13 @@ static int lwh_error2(lua_State *L, const char *fmt, ...)
  * (upvalues 1 = keyring userdata, 2..7 = the interned result strings as for
  * the fast methods, 8 = scheme number, 9 = tolerance, 10 = clock function or
  * nil for the system clock, 11 = the error metatable, 12 = "verification",
- * 13..15 = "kind", "reason", "message"). Called as v:verify(body, headers):
- * returns the info table, or nil and an error object.
+ * 13..15 = "kind", "reason", "message", 16 = the header-object normaliser
+ * (linqwebhooks.headers.normalize) or nil). Called as v:verify(body, headers):
+ * returns the info table, or nil and an error object. A plain table of
+ * headers (no metatable) is read directly; a table with a metatable or a
+ * userdata (lua-http headers, anything with :get) goes through the
+ * normaliser first. Every Lua call (normaliser, clock) happens before any
+ * OpenSSL work, so no Lua error can unwind through OpenSSL.
  */
 #define LWH_UV_BSCHEME 8
 #define LWH_UV_BTOL 9
@@ -473,7 +478,8 @@ static int lwh_error2(lua_State *L, const char *fmt, ...)
 #define LWH_UV_BKIND 13
 #define LWH_UV_BREASON 14
 #define LWH_UV_BMESSAGE 15
-#define LWH_NBOUND 15
+#define LWH_UV_BNORM 16
+#define LWH_NBOUND 16
 
 static int lwh_l_bound_verify(lua_State *L)
 {
@@ -489,12 +495,27 @@ static int lwh_l_bound_verify(lua_State *L)
     if (lua_type(L, 2) != LUA_TSTRING)
         return lwh_error2(L, "verifier:verify: argument 'body' must be a string (the raw request body), got %s",
                           luaL_typename(L, 2));
-    if (lua_type(L, 3) != LUA_TTABLE)
-        return lwh_error2(L, "verifier:verify: argument 'headers' must be a table, got %s",
-                          luaL_typename(L, 3));
+    lua_settop(L, 3);
+    {
+        int t = lua_type(L, 3);
+        /* the common case, a plain table, costs one lua_getmetatable */
+        if (t != LUA_TTABLE || lua_getmetatable(L, 3)) {
+            if (t == LUA_TTABLE)
+                lua_pop(L, 1);
+            if ((t == LUA_TTABLE || t == LUA_TUSERDATA) &&
+                !lua_isnil(L, lua_upvalueindex(LWH_UV_BNORM))) {
+                lua_pushvalue(L, lua_upvalueindex(LWH_UV_BNORM));
+                lua_pushvalue(L, 3);
+                lua_call(L, 1, 1);
+                lua_replace(L, 3);
+            }
+            if (lua_type(L, 3) != LUA_TTABLE)
+                return lwh_error2(L, "verifier:verify: argument 'headers' must be a table, got %s",
+                                  luaL_typename(L, 3));
+        }
+    }
     if (!k->kr)
         return lwh_error2(L, "verifier:verify: the verifier is closed");
-    lua_settop(L, 3);
     if (lua_isnil(L, lua_upvalueindex(LWH_UV_BCLOCK))) {
         o.now = (int64_t)time(NULL);
     } else {
@@ -549,7 +570,7 @@ static int lwh_l_bound_verify(lua_State *L)
     return 2;
 }
 
-/* bind_verify(keyring, scheme, tolerance, clock|nil, error_mt) -> function */
+/* bind_verify(keyring, scheme, tolerance, clock|nil, error_mt[, normalize]) -> function */
 static int lwh_l_bind_verify(lua_State *L)
 {
     lwh_check_keyring(L, 1);
@@ -558,7 +579,9 @@ static int lwh_l_bind_verify(lua_State *L)
     if (!lua_isnil(L, 4))
         luaL_checktype(L, 4, LUA_TFUNCTION);
     luaL_checktype(L, 5, LUA_TTABLE);
-    lua_settop(L, 5);
+    if (!lua_isnoneornil(L, 6))
+        luaL_checktype(L, 6, LUA_TFUNCTION);
+    lua_settop(L, 6);
     lua_pushvalue(L, 1);
     lwh_push_result_strings(L);
     lua_pushvalue(L, 2);
@@ -569,6 +592,7 @@ static int lwh_l_bind_verify(lua_State *L)
     lua_pushliteral(L, "kind");
     lua_pushliteral(L, "reason");
     lua_pushliteral(L, "message");
+    lua_pushvalue(L, 6);
     lua_pushcclosure(L, lwh_l_bound_verify, LWH_NBOUND);
     return 1;
 }
