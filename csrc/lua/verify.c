@@ -131,11 +131,14 @@ static int lwh_l_keyring_tostring(lua_State *L)
     return 1;
 }
 
-/* ASCII case-insensitive comparison of a header name with a lowercase name. */
+/* ASCII case-insensitive comparison of a header name with a lowercase name
+ * (an exact, all-lowercase name, the common spelling, takes the memcmp). */
 static int lwh_name_is(const char *s, const char *lower, size_t len)
 {
     size_t i;
     unsigned char diff = 0;
+    if (memcmp(s, lower, len) == 0)
+        return 1;
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         c = (unsigned char)(c + (((unsigned char)(c - 'A') < 26) << 5));
@@ -170,6 +173,8 @@ static void lwh_read_headers(lua_State *L, int idx, linqwh_headers *h, lwh_heade
         size_t klen;
         const char *key, *err = NULL;
         int std = 0;
+        /* lua_tolstring of a number would convert the key in place and
+         * break lua_next: only string keys are read */
         if (lua_type(L, -2) != LUA_TSTRING) {
             lua_pop(L, 1);
             continue;
@@ -183,22 +188,22 @@ static void lwh_read_headers(lua_State *L, int idx, linqwh_headers *h, lwh_heade
                 std = 1;
             }
             break;
-        case 17:
-            if (lwh_name_is(key, "webhook-timestamp", 17)) {
+        case 17: /* the 9th letter tells the two names apart */
+            if ((key[8] | 0x20) == 't' && lwh_name_is(key, "webhook-timestamp", 17)) {
                 slot = &h->timestamp;
                 lenp = &h->timestamp_len;
                 std = 1;
-            } else if (lwh_name_is(key, "webhook-signature", 17)) {
+            } else if ((key[8] | 0x20) == 's' && lwh_name_is(key, "webhook-signature", 17)) {
                 slot = &h->signature;
                 lenp = &h->signature_len;
                 std = 1;
             }
             break;
         case 19:
-            if (lwh_name_is(key, "x-webhook-timestamp", 19)) {
+            if ((key[10] | 0x20) == 't' && lwh_name_is(key, "x-webhook-timestamp", 19)) {
                 slot = &h->legacy_timestamp;
                 lenp = &h->legacy_timestamp_len;
-            } else if (lwh_name_is(key, "x-webhook-signature", 19)) {
+            } else if ((key[10] | 0x20) == 's' && lwh_name_is(key, "x-webhook-signature", 19)) {
                 slot = &h->legacy_signature;
                 lenp = &h->legacy_signature_len;
             }
@@ -207,16 +212,18 @@ static void lwh_read_headers(lua_State *L, int idx, linqwh_headers *h, lwh_heade
             break;
         }
         if (slot) {
+            int vt = lua_type(L, -1);
             rd->std_present |= std;
-            if (lua_type(L, -1) == LUA_TTABLE && lwh_rawlen(L, -1) == 1) {
+            if (vt == LUA_TTABLE && lwh_rawlen(L, -1) == 1) {
                 lua_rawgeti(L, -1, 1);
                 lua_replace(L, -2); /* the string stays referenced by the array */
+                vt = lua_type(L, -1);
             }
             if (*slot != NULL)
                 err = "a signature header is given twice (different letter case)";
-            else if (lua_type(L, -1) == LUA_TTABLE)
+            else if (vt == LUA_TTABLE)
                 err = "a signature header is repeated (an array of several values)";
-            else if (lua_type(L, -1) != LUA_TSTRING)
+            else if (vt != LUA_TSTRING)
                 err = "a signature header value is not a string";
             else
                 *slot = lua_tolstring(L, -1, lenp);
