@@ -120,6 +120,8 @@ end
 
 --- Wraps a verify(self, body, headers) function so that `headers` may also
 -- be a header object with :get(name) (lua-http; see linqwebhooks.headers).
+-- Used for the FFI binding only: the classic binding's bound C verify takes
+-- the normaliser (hdrs.normalize) and calls it itself for non-plain tables.
 -- The argument checks are repeated here so that errors still point at the
 -- caller's line (a C function reports the position of its Lua caller).
 local function bad_arg(name, what, v)
