@@ -149,3 +149,70 @@ describe("header objects", function()
     assert.equal("ok\n", out)
   end)
 end)
+
+-- The classic Lua C-API binding (Lua 5.x; LuaJIT with use_ffi = false)
+-- normalises header objects inside its C verify: no Lua wrapper on the hot
+-- path, same results, messages and error positions as before.
+describe("header objects, classic binding", function()
+  local verifier_mod = require "linqwebhooks.verifier"
+  local saved
+  before_each(function() saved = verifier_mod.use_ffi; verifier_mod.use_ffi = false end)
+  after_each(function() verifier_mod.use_ffi = saved end)
+
+  it("v.verify is the bound C function itself", function()
+    local v = linq.verifier { secret = SECRET }
+    assert.equal("C", debug.getinfo(v.verify, "S").what)
+  end)
+
+  it("objects, plain tables and tables with a metatable but no :get give the same results", function()
+    local v = linq.verifier { secret = SECRET }
+    for _, scheme in ipairs({ "standard", "legacy" }) do
+      local h = linq.sign { secret = SECRET, body = BODY, scheme = scheme }
+      local list = signed(scheme)
+      for _, hh in ipairs({ h, duck(list), setmetatable(duck(list), Seq),
+                            setmetatable(h, { __tostring = function() return "t" end }) }) do
+        local info, err = v:verify(BODY, hh)
+        assert.is_nil(err)
+        assert.equal(scheme, info.scheme)
+        assert.equal(1, info.key_index)
+      end
+      local bad, err = v:verify(BODY .. " ", duck(list))
+      assert.is_nil(bad)
+      assert.equal("no_matching_signature", err.reason)
+    end
+    local list = signed()
+    list[#list + 1] = { "webhook-signature", "v1,AAAA" }
+    local info, err = v:verify(BODY, duck(list))
+    assert.is_nil(info)
+    assert.equal("invalid_headers", err.reason)
+    assert.matches("repeated", err.message)
+  end)
+
+  it("a userdata that is no header object, and non-tables, raise at the caller's line", function()
+    local v = linq.verifier { secret = SECRET }
+    for _, bad in ipairs({ io.stdout, 42, "x", true }) do
+      local function inner() v:verify(BODY, bad) end   -- the line to report
+      local line = debug.getinfo(1, "l").currentline - 1
+      local ok, err = pcall(inner)
+      assert.is_false(ok)
+      assert.matches(":" .. line .. ": verifier:verify: argument 'headers' must be a table, got "
+        .. type(bad), err, 1, true)
+    end
+    -- the body is checked first, as before
+    local ok, err = pcall(v.verify, v, nil, duck(signed()))
+    assert.is_false(ok)
+    assert.matches("argument 'body' must be a string", err)
+  end)
+
+  it("a :get that raises propagates its error; a closed verifier raises after normalising", function()
+    local v = linq.verifier { secret = SECRET, clock = function() error("clock must not run") end }
+    local broken = setmetatable({}, { __index = { get = function() error("broken get") end } })
+    local ok, err = pcall(v.verify, v, BODY, broken)
+    assert.is_false(ok)
+    assert.matches("broken get", err)
+    v:close()
+    ok, err = pcall(v.verify, v, BODY, duck(signed()))
+    assert.is_false(ok)
+    assert.matches("verifier:verify: the verifier is closed", err)
+  end)
+end)

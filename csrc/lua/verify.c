@@ -131,11 +131,14 @@ static int lwh_l_keyring_tostring(lua_State *L)
     return 1;
 }
 
-/* ASCII case-insensitive comparison of a header name with a lowercase name. */
+/* ASCII case-insensitive comparison of a header name with a lowercase name
+ * (an exact, all-lowercase name, the common spelling, takes the memcmp). */
 static int lwh_name_is(const char *s, const char *lower, size_t len)
 {
     size_t i;
     unsigned char diff = 0;
+    if (memcmp(s, lower, len) == 0)
+        return 1;
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         c = (unsigned char)(c + (((unsigned char)(c - 'A') < 26) << 5));
@@ -170,6 +173,8 @@ static void lwh_read_headers(lua_State *L, int idx, linqwh_headers *h, lwh_heade
         size_t klen;
         const char *key, *err = NULL;
         int std = 0;
+        /* lua_tolstring of a number would convert the key in place and
+         * break lua_next: only string keys are read */
         if (lua_type(L, -2) != LUA_TSTRING) {
             lua_pop(L, 1);
             continue;
@@ -183,22 +188,22 @@ static void lwh_read_headers(lua_State *L, int idx, linqwh_headers *h, lwh_heade
                 std = 1;
             }
             break;
-        case 17:
-            if (lwh_name_is(key, "webhook-timestamp", 17)) {
+        case 17: /* the 9th letter tells the two names apart */
+            if ((key[8] | 0x20) == 't' && lwh_name_is(key, "webhook-timestamp", 17)) {
                 slot = &h->timestamp;
                 lenp = &h->timestamp_len;
                 std = 1;
-            } else if (lwh_name_is(key, "webhook-signature", 17)) {
+            } else if ((key[8] | 0x20) == 's' && lwh_name_is(key, "webhook-signature", 17)) {
                 slot = &h->signature;
                 lenp = &h->signature_len;
                 std = 1;
             }
             break;
         case 19:
-            if (lwh_name_is(key, "x-webhook-timestamp", 19)) {
+            if ((key[10] | 0x20) == 't' && lwh_name_is(key, "x-webhook-timestamp", 19)) {
                 slot = &h->legacy_timestamp;
                 lenp = &h->legacy_timestamp_len;
-            } else if (lwh_name_is(key, "x-webhook-signature", 19)) {
+            } else if ((key[10] | 0x20) == 's' && lwh_name_is(key, "x-webhook-signature", 19)) {
                 slot = &h->legacy_signature;
                 lenp = &h->legacy_signature_len;
             }
@@ -207,16 +212,18 @@ static void lwh_read_headers(lua_State *L, int idx, linqwh_headers *h, lwh_heade
             break;
         }
         if (slot) {
+            int vt = lua_type(L, -1);
             rd->std_present |= std;
-            if (lua_type(L, -1) == LUA_TTABLE && lwh_rawlen(L, -1) == 1) {
+            if (vt == LUA_TTABLE && lwh_rawlen(L, -1) == 1) {
                 lua_rawgeti(L, -1, 1);
                 lua_replace(L, -2); /* the string stays referenced by the array */
+                vt = lua_type(L, -1);
             }
             if (*slot != NULL)
                 err = "a signature header is given twice (different letter case)";
-            else if (lua_type(L, -1) == LUA_TTABLE)
+            else if (vt == LUA_TTABLE)
                 err = "a signature header is repeated (an array of several values)";
-            else if (lua_type(L, -1) != LUA_TSTRING)
+            else if (vt != LUA_TSTRING)
                 err = "a signature header value is not a string";
             else
                 *slot = lua_tolstring(L, -1, lenp);
@@ -462,8 +469,13 @@ static int lwh_error2(lua_State *L, const char *fmt, ...)
  * (upvalues 1 = keyring userdata, 2..7 = the interned result strings as for
  * the fast methods, 8 = scheme number, 9 = tolerance, 10 = clock function or
  * nil for the system clock, 11 = the error metatable, 12 = "verification",
- * 13..15 = "kind", "reason", "message"). Called as v:verify(body, headers):
- * returns the info table, or nil and an error object.
+ * 13..15 = "kind", "reason", "message", 16 = the header-object normaliser
+ * (linqwebhooks.headers.normalize) or nil). Called as v:verify(body, headers):
+ * returns the info table, or nil and an error object. A plain table of
+ * headers (no metatable) is read directly; a table with a metatable or a
+ * userdata (lua-http headers, anything with :get) goes through the
+ * normaliser first. Every Lua call (normaliser, clock) happens before any
+ * OpenSSL work, so no Lua error can unwind through OpenSSL.
  */
 #define LWH_UV_BSCHEME 8
 #define LWH_UV_BTOL 9
@@ -473,7 +485,8 @@ static int lwh_error2(lua_State *L, const char *fmt, ...)
 #define LWH_UV_BKIND 13
 #define LWH_UV_BREASON 14
 #define LWH_UV_BMESSAGE 15
-#define LWH_NBOUND 15
+#define LWH_UV_BNORM 16
+#define LWH_NBOUND 16
 
 static int lwh_l_bound_verify(lua_State *L)
 {
@@ -489,12 +502,27 @@ static int lwh_l_bound_verify(lua_State *L)
     if (lua_type(L, 2) != LUA_TSTRING)
         return lwh_error2(L, "verifier:verify: argument 'body' must be a string (the raw request body), got %s",
                           luaL_typename(L, 2));
-    if (lua_type(L, 3) != LUA_TTABLE)
-        return lwh_error2(L, "verifier:verify: argument 'headers' must be a table, got %s",
-                          luaL_typename(L, 3));
+    lua_settop(L, 3);
+    {
+        int t = lua_type(L, 3);
+        /* the common case, a plain table, costs one lua_getmetatable */
+        if (t != LUA_TTABLE || lua_getmetatable(L, 3)) {
+            if (t == LUA_TTABLE)
+                lua_pop(L, 1);
+            if ((t == LUA_TTABLE || t == LUA_TUSERDATA) &&
+                !lua_isnil(L, lua_upvalueindex(LWH_UV_BNORM))) {
+                lua_pushvalue(L, lua_upvalueindex(LWH_UV_BNORM));
+                lua_pushvalue(L, 3);
+                lua_call(L, 1, 1);
+                lua_replace(L, 3);
+            }
+            if (lua_type(L, 3) != LUA_TTABLE)
+                return lwh_error2(L, "verifier:verify: argument 'headers' must be a table, got %s",
+                                  luaL_typename(L, 3));
+        }
+    }
     if (!k->kr)
         return lwh_error2(L, "verifier:verify: the verifier is closed");
-    lua_settop(L, 3);
     if (lua_isnil(L, lua_upvalueindex(LWH_UV_BCLOCK))) {
         o.now = (int64_t)time(NULL);
     } else {
@@ -549,7 +577,7 @@ static int lwh_l_bound_verify(lua_State *L)
     return 2;
 }
 
-/* bind_verify(keyring, scheme, tolerance, clock|nil, error_mt) -> function */
+/* bind_verify(keyring, scheme, tolerance, clock|nil, error_mt[, normalize]) -> function */
 static int lwh_l_bind_verify(lua_State *L)
 {
     lwh_check_keyring(L, 1);
@@ -558,7 +586,9 @@ static int lwh_l_bind_verify(lua_State *L)
     if (!lua_isnil(L, 4))
         luaL_checktype(L, 4, LUA_TFUNCTION);
     luaL_checktype(L, 5, LUA_TTABLE);
-    lua_settop(L, 5);
+    if (!lua_isnoneornil(L, 6))
+        luaL_checktype(L, 6, LUA_TFUNCTION);
+    lua_settop(L, 6);
     lua_pushvalue(L, 1);
     lwh_push_result_strings(L);
     lua_pushvalue(L, 2);
@@ -569,6 +599,7 @@ static int lwh_l_bind_verify(lua_State *L)
     lua_pushliteral(L, "kind");
     lua_pushliteral(L, "reason");
     lua_pushliteral(L, "message");
+    lua_pushvalue(L, 6);
     lua_pushcclosure(L, lwh_l_bound_verify, LWH_NBOUND);
     return 1;
 }

@@ -102,20 +102,26 @@ function M.new(opts, level, what)
   local kr = keyring(what, list, level, be)
   local obj = setmetatable({
     _kr = kr,
-    -- the hot path: one C call per verification (through the FFI under LuaJIT)
-    verify = be.bind_verify(kr, SCHEME_NUM[opts.scheme or "auto"], tol, opts.clock, errors.Error),
+    -- the hot path: one C call per verification (through the FFI under LuaJIT);
+    -- the classic binding normalises header objects itself (hdrs.normalize)
+    verify = be.bind_verify(kr, SCHEME_NUM[opts.scheme or "auto"], tol, opts.clock, errors.Error,
+                            hdrs.normalize),
     _nsecrets = #list,
     _scheme = opts.scheme or "auto",
     _scheme_n = SCHEME_NUM[opts.scheme or "auto"],
     _tolerance = tol,
     _clock = opts.clock or os.time,
   }, Verifier)
-  obj.verify = M.accept_header_objects(obj.verify)
+  if be ~= core then
+    obj.verify = M.accept_header_objects(obj.verify)
+  end
   return obj
 end
 
 --- Wraps a verify(self, body, headers) function so that `headers` may also
 -- be a header object with :get(name) (lua-http; see linqwebhooks.headers).
+-- Used for the FFI binding only: the classic binding's bound C verify takes
+-- the normaliser (hdrs.normalize) and calls it itself for non-plain tables.
 -- The argument checks are repeated here so that errors still point at the
 -- caller's line (a C function reports the position of its Lua caller).
 local function bad_arg(name, what, v)
