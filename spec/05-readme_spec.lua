@@ -34,13 +34,7 @@ local function read(path)
   return (assert(read_file(path)))
 end
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then
-    f:close()
-  end
-  return f ~= nil
-end
+local exists = require("support.util").exists
 
 local function docs_pages()
   local pages = { "README.md" }

@@ -21,24 +21,8 @@ local PRISM = "build/node/node_modules/.bin/prism"
 local PATCH = "tools/patch-openapi.js"
 local CONTRACT = "build/openapi-contract.json"
 
-local function have(cmd)
-  local ok = os.execute("command -v " .. cmd .. " >/dev/null 2>&1")
-  return ok == true or ok == 0 -- Lua 5.4 / LuaJIT
-end
-
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then
-    f:close()
-    return true
-  end
-  return false
-end
-
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  return ok == true or ok == 0
-end
+local sutil = require "support.util"
+local have, exists, sh = sutil.have, sutil.exists, sutil.sh
 
 local available = have("node") and exists(PRISM)
 local required = os.getenv("LINQWH_REQUIRE_PRISM") == "1"

@@ -26,19 +26,8 @@ local SDK = "build/node/node_modules/@linqapp/sdk"
 local SCRIPT = "spec/support/sdk_unwrap.js"
 local http = support.http
 
-local function have(cmd)
-  local ok = os.execute("command -v " .. cmd .. " >/dev/null 2>&1")
-  return ok == true or ok == 0 -- Lua 5.4 / LuaJIT
-end
-
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then
-    f:close()
-    return true
-  end
-  return false
-end
+local sutil = require "support.util"
+local have, exists = sutil.have, sutil.exists
 
 local available = have("node") and exists(SDK .. "/package.json")
   and exists("build/node/node_modules/standardwebhooks/package.json")

@@ -14,6 +14,26 @@ function M.read_file(path)
   return s
 end
 
+--- True when a file can be opened for reading.
+function M.exists(path)
+  local f = io.open(path, "rb")
+  if f then
+    f:close()
+  end
+  return f ~= nil
+end
+
+--- True when `sh -c` runs cmd with exit status 0 (Lua 5.4 and LuaJIT).
+function M.sh(cmd)
+  local ok = os.execute(cmd)
+  return ok == true or ok == 0
+end
+
+--- True when the shell finds the command on PATH.
+function M.have(cmd)
+  return M.sh("command -v " .. cmd .. " >/dev/null 2>&1")
+end
+
 function M.write_file(path, s)
   local f = assert(io.open(path, "wb"))
   assert(f:write(s))
