@@ -37,25 +37,24 @@ local M = {}
 M.PARKING_NUMBER = desired.PARKING_NUMBER
 M.STEPS = { "creating", "created", "handed_over", "confirmed", "deactivated", "done" }
 
-local function positive(v)
-  if v > 0 and v < 1e7 then
-    return true
+-- The check of a duration option: seconds below 1e7, above 0 (or >= 0).
+local function seconds_check(allow_zero)
+  local message = allow_zero and "must be a number of seconds >= 0" or "must be a positive number of seconds"
+  return function(v)
+    if (v > 0 or (allow_zero and v == 0)) and v < 1e7 then
+      return true
+    end
+    return false, message
   end
-  return false, "must be a positive number of seconds"
 end
 
 local SCHEMA = {
   on_secret = "function",
   secrets_file = "string",
   confirm = "function",
-  timeout = { types = { "number" }, check = positive },
-  poll = { types = { "number" }, check = positive },
-  grace = { types = { "number" }, check = function(v)
-    if v >= 0 and v < 1e7 then
-      return true
-    end
-    return false, "must be a number of seconds >= 0"
-  end },
+  timeout = { types = { "number" }, check = seconds_check(false) },
+  poll = { types = { "number" }, check = seconds_check(false) },
+  grace = { types = { "number" }, check = seconds_check(true) },
   on_step = "function",
 }
 
@@ -69,6 +68,14 @@ end
 
 local function not_found(err)
   return type(err) == "table" and err.status == 404
+end
+
+-- The answer of a delete or deactivate, "already gone" (404) counting as done.
+local function gone(ok, err)
+  if not ok and not not_found(err) then
+    return nil, err
+  end
+  return true
 end
 
 --- probe(resource, url, secret) -> status | nil, err: POSTs a signed body
@@ -110,10 +117,9 @@ local function new_store(path, base)
   return setmetatable({ path = path, base = base, mem = nil, mem_secret = nil }, Store)
 end
 
-function Store:get()
-  if not self.path then
-    return self.mem
-  end
+-- The endpoint's entry in the file: nil when the file or the entry is
+-- missing; nil, err when the file cannot be read.
+function Store:endpoint()
   local doc, err = sfile.read(self.path)
   if not doc then
     if err.reason == "missing" then
@@ -121,7 +127,17 @@ function Store:get()
     end
     return nil, err
   end
-  local ep = doc.endpoints[self.base]
+  return doc.endpoints[self.base]
+end
+
+function Store:get()
+  if not self.path then
+    return self.mem
+  end
+  local ep, err = self:endpoint()
+  if err then
+    return nil, err
+  end
   return ep and ep.rotation or nil
 end
 
@@ -156,8 +172,7 @@ function Store:secret_of(sub_id)
   if not self.path then
     return self.mem_secret
   end
-  local doc = sfile.read(self.path)
-  local ep = doc and doc.endpoints[self.base]
+  local ep = self:endpoint()
   for _, s in ipairs(ep and ep.secrets or {}) do
     if s.subscription_id == sub_id then
       return s.secret
@@ -220,35 +235,214 @@ function M.format_step(step, info)
   return string.format("rotate: %-11s " .. fmt, step, tostring(a), tostring(info.new_id))
 end
 
---- rotate(resource, sub_or_id, opts) -> new_sub | nil, err. See the module
--- comment; opts: secrets_file, on_secret(new_sub, secret) (at least one),
--- confirm(new_sub) -> bool (default: the signed probe), timeout = 600 and
--- poll = 1 (seconds, for confirm), grace = 300 (seconds the old secret stays
--- in the file after the old subscription is deleted), on_step(step, info)
--- (progress: called once each step is recorded; info = { old_id, new_id,
--- target_url }). A raising callback leaves the recorded state behind:
--- rotate again resumes (on_secret may then be called again for the same
--- secret). err.reason: "timeout" (confirm never returned true: the old
--- subscription still serves the endpoint), "not_found", or an API error.
-function M.rotate(resource, sub_or_id, opts, level)
-  level = (level or 1) + 1
-  local what = "webhook_subscriptions:rotate"
-  if type(sub_or_id) ~= "string" and type(sub_or_id) ~= "table" then
-    error(what .. ": argument 'sub_or_id' must be a subscription or an id string, got "
-      .. type(sub_or_id), level)
-  end
-  if sub_or_id == "" then
-    error(what .. ": argument 'sub_or_id' must not be empty", level)
-  end
-  opts = options.check(what, opts, SCHEMA, level)
-  if not opts.secrets_file and not opts.on_secret then
-    error(what .. ": give secrets_file and/or on_secret: the new signing secret is shown only once",
-      level)
-  end
-  local timeout, poll = opts.timeout or 600, opts.poll or 1
-  local grace = opts.grace or desired.OLD_SECRET_GRACE
-  local sleep = resource.client._sleep
+-- The steps below share `c`, the state of one run: resource, opts, timeout,
+-- poll, grace, sleep, base (the endpoint URL), store, group (the endpoint's
+-- subscriptions when the run started), rot (the recorded state), new_sub
+-- (the twin). Each step returns true or nil, err.
 
+local WHAT = "webhook_subscriptions:rotate"
+local RESTART = {} -- fetch_twin's answer when the twin is gone: run again
+
+local function by_id(group, id)
+  return find(group, function(s) return s.id == id end)
+end
+
+-- The marker number after the highest one among the endpoint's subscriptions.
+local function next_marker(group)
+  local maxn = 0
+  for _, s in ipairs(group) do
+    local _, n = desired.strip_marker(s.target_url)
+    maxn = math.max(maxn, n or 0)
+  end
+  return maxn + 1
+end
+
+-- Moves the rotation to step `name`: records it, with fn(doc) in the same
+-- write ("done" clears the record), then tells on_step.
+local function advance(c, name, fn)
+  local rot = c.rot
+  rot.step = name
+  local ok, err = c.store:set(name ~= "done" and rot or nil, fn)
+  if not ok then
+    return nil, err
+  end
+  if c.opts.on_step then
+    c.opts.on_step(name, { old_id = rot.old_id, new_id = rot.new_id, target_url = rot.target_url })
+  end
+  return true
+end
+
+-- (no record) -> creating: the twin keeps the old one's settings; its URL
+-- differs by the next marker.
+local function plan_twin(c, old_id)
+  local old = by_id(c.group, old_id)
+  if not old then
+    return fail("not_found", WHAT .. ": subscription " .. tostring(old_id) .. " not found")
+  end
+  c.rot = { step = "creating", old_id = old.id,
+            target_url = desired.with_marker(c.base, next_marker(c.group)),
+            subscribed_events = json.array(old.subscribed_events or {}),
+            phone_numbers = old.phone_numbers and json.array(old.phone_numbers) or nil,
+            is_active = old.is_active ~= false, started_at = os.time() }
+  return advance(c, "creating")
+end
+
+-- creating -> created: a twin created before a crash, whose secret was
+-- never recorded, is useless: remove it, create the twin again (parked),
+-- and record its secret.
+local function create_parked_twin(c)
+  local rot, resource = c.rot, c.resource
+  local stray = find(c.group, function(s) return s.target_url == rot.target_url end)
+  if stray then
+    local ok, err = gone(resource:delete(stray.id))
+    if not ok then
+      return nil, err
+    end
+  end
+  local created, err = resource:create{ target_url = rot.target_url,
+                                        subscribed_events = rot.subscribed_events,
+                                        phone_numbers = { M.PARKING_NUMBER } }
+  if not created then
+    return nil, err
+  end
+  local secret = created.signing_secret
+  created.signing_secret = nil
+  c.new_sub, rot.new_id = created, created.id
+  return advance(c, "created", function(doc)
+    sfile.add_secret(doc, c.base, secret, created.id)
+  end)
+end
+
+-- Any later step: the twin as the API has it. One deleted by hand before
+-- the receiver confirmed its key means starting over (nil, RESTART).
+local function fetch_twin(c)
+  if c.new_sub then
+    return true
+  end
+  local rot = c.rot
+  local sub, err = c.resource:retrieve(rot.new_id)
+  if sub then
+    c.new_sub = sub
+    return true
+  end
+  if not_found(err) and (rot.step == "created" or rot.step == "handed_over") then
+    rot.step, rot.new_id = "creating", nil
+    local ok, serr = c.store:set(rot)
+    if not ok then
+      return nil, serr
+    end
+    return nil, RESTART
+  end
+  return nil, err
+end
+
+-- created -> handed_over: on_secret gets the twin's secret.
+local function hand_over_secret(c)
+  local secret = c.store:secret_of(c.rot.new_id)
+  if not secret then
+    return fail("lost_secret", WHAT .. ": the new subscription's secret is not in the secrets file")
+  end
+  if c.opts.on_secret then
+    c.opts.on_secret(c.new_sub, secret)
+  end
+  return advance(c, "handed_over")
+end
+
+-- handed_over: polls confirm(new_sub) until it returns true or the timeout.
+local function await_confirm(c)
+  local rot = c.rot
+  local confirm = c.opts.confirm or probe_confirm(c.resource, function()
+    return c.store:secret_of(rot.new_id)
+  end)
+  local deadline = os.time() + c.timeout
+  while not confirm(c.new_sub) do
+    if os.time() >= deadline then
+      return fail("timeout", WHAT .. ": the receiver did not confirm the new key within "
+        .. c.timeout .. " s; the old subscription still serves the endpoint (rotate again to keep waiting)",
+        { step = "handed_over" })
+    end
+    c.sleep(c.poll)
+  end
+  return true
+end
+
+-- handed_over -> confirmed: the twin gets the old one's line filter (and
+-- state): from now on both subscriptions deliver every event.
+local function unpark_twin(c)
+  local rot = c.rot
+  local params = { subscribed_events = rot.subscribed_events,
+                   phone_numbers = rot.phone_numbers or json.null }
+  if not rot.is_active then
+    params.is_active = false
+  end
+  local upd, err = c.new_sub:update(params)
+  if not upd then
+    return nil, err
+  end
+  return advance(c, "confirmed")
+end
+
+-- confirmed -> deactivated: the old subscription stops delivering.
+local function deactivate_old(c)
+  local old = by_id(c.group, c.rot.old_id)
+  if old and old.is_active ~= false then
+    local ok, err = gone(old:deactivate())
+    if not ok then
+      return nil, err
+    end
+  end
+  return advance(c, "deactivated")
+end
+
+-- fn(doc) for the last write: the endpoint's secrets other than the twin's
+-- expire after `grace` seconds; expired ones drop out.
+local function expire_old_secrets(base, new_id, grace)
+  local now = os.time()
+  return function(doc)
+    local ep = sfile.endpoint(doc, base)
+    local kept = {}
+    for _, s in ipairs(ep.secrets) do
+      if s.subscription_id ~= new_id and not s.expires_at then
+        s.expires_at = now + grace
+      end
+      if not s.expires_at or s.expires_at > now then
+        kept[#kept + 1] = s
+      end
+    end
+    ep.secrets = kept
+  end
+end
+
+-- deactivated -> done: exactly one subscription serves the endpoint
+-- afterwards: the old one and any other leftover twin go.
+local function delete_old(c)
+  local new_id = c.rot.new_id
+  for _, s in ipairs(c.group) do
+    if s.id ~= new_id then
+      local ok, err = gone(c.resource:delete(s.id))
+      if not ok then
+        return nil, err
+      end
+    end
+  end
+  return advance(c, "done", c.opts.secrets_file and expire_old_secrets(c.base, new_id, c.grace) or nil)
+end
+
+-- What runs, in order, when the recorded step is `at` (no `at`: always).
+-- A step that records the next one lets the following entries run too.
+local SEQUENCE = {
+  { at = "creating", run = create_parked_twin },
+  { run = fetch_twin },
+  { at = "created", run = hand_over_secret },
+  { at = "handed_over", run = await_confirm },
+  { at = "handed_over", run = unpark_twin },
+  { at = "confirmed", run = deactivate_old },
+  { at = "deactivated", run = delete_old },
+}
+
+-- Sets up a run: which endpoint, the recorded state (recording a new
+-- rotation when there is none), the endpoint's subscriptions.
+local function start(resource, sub_or_id, opts)
   local base, old_id, rerr = resolve(resource, sub_or_id, opts.secrets_file)
   if not base then
     return nil, rerr
@@ -262,180 +456,74 @@ function M.rotate(resource, sub_or_id, opts, level)
   if not list then
     return nil, lerr
   end
-  local group = desired.group(list)[base] or {}
-  local function by_id(id)
-    return find(group, function(s) return s.id == id end)
-  end
-  local function step(name, r)
-    if opts.on_step then
-      opts.on_step(name, { old_id = r and r.old_id, new_id = r and r.new_id,
-                           target_url = r and r.target_url })
-    end
-  end
-
+  local c = { resource = resource, opts = opts, base = base, store = store, rot = rot,
+              group = desired.group(list)[base] or {},
+              timeout = opts.timeout or 600, poll = opts.poll or 1,
+              grace = opts.grace or desired.OLD_SECRET_GRACE, sleep = resource.client._sleep }
   if not rot then
-    local old = by_id(old_id)
-    if not old then
-      return fail("not_found", what .. ": subscription " .. tostring(old_id) .. " not found")
-    end
-    local maxn = 0
-    for _, s in ipairs(group) do
-      local _, n = desired.strip_marker(s.target_url)
-      maxn = math.max(maxn, n or 0)
-    end
-    -- the twin keeps the old one's settings; its URL differs by the marker
-    rot = { step = "creating", old_id = old.id, target_url = desired.with_marker(base, maxn + 1),
-            subscribed_events = json.array(old.subscribed_events or {}),
-            phone_numbers = old.phone_numbers and json.array(old.phone_numbers) or nil,
-            is_active = old.is_active ~= false, started_at = os.time() }
-    local ok, err = store:set(rot)
+    local ok, err = plan_twin(c, old_id)
     if not ok then
       return nil, err
     end
-    step("creating", rot)
   end
+  return c
+end
 
-  local new_sub
-  if rot.step == "creating" then
-    -- a twin created before a crash, whose secret was never recorded, is
-    -- useless: remove it and create again
-    local stray = find(group, function(s) return s.target_url == rot.target_url end)
-    if stray then
-      local ok, err = resource:delete(stray.id)
-      if not ok and not not_found(err) then
-        return nil, err
+-- One run from the recorded step to the end -> new_sub | nil, err (RESTART).
+local function run(resource, sub_or_id, opts)
+  local c, err = start(resource, sub_or_id, opts)
+  if not c then
+    return nil, err
+  end
+  for _, entry in ipairs(SEQUENCE) do
+    if entry.at == nil or entry.at == c.rot.step then
+      local ok, serr = entry.run(c)
+      if not ok then
+        return nil, serr
       end
     end
-    local created, cerr = resource:create{ target_url = rot.target_url,
-                                           subscribed_events = rot.subscribed_events,
-                                           phone_numbers = { M.PARKING_NUMBER } }
-    if not created then
-      return nil, cerr
-    end
-    local secret = created.signing_secret
-    created.signing_secret = nil
-    new_sub = created
-    rot.step, rot.new_id = "created", created.id
-    local ok, err = store:set(rot, function(doc)
-      sfile.add_secret(doc, base, secret, created.id)
-    end)
-    if not ok then
-      return nil, err
-    end
-    step("created", rot)
   end
+  return c.new_sub
+end
 
-  if not new_sub then
-    local err
-    new_sub, err = resource:retrieve(rot.new_id)
-    if not new_sub then
-      if not_found(err) and (rot.step == "created" or rot.step == "handed_over") then
-        -- the twin is gone (deleted by hand): start over
-        rot.step, rot.new_id = "creating", nil
-        local ok, serr = store:set(rot)
-        if not ok then
-          return nil, serr
-        end
-        return M.rotate(resource, sub_or_id, opts, level)
-      end
-      return nil, err
-    end
+-- Raises on bad arguments (at `level`); returns the checked options.
+local function check_args(sub_or_id, opts, level)
+  level = level + 1
+  if type(sub_or_id) ~= "string" and type(sub_or_id) ~= "table" then
+    error(WHAT .. ": argument 'sub_or_id' must be a subscription or an id string, got "
+      .. type(sub_or_id), level)
   end
+  if sub_or_id == "" then
+    error(WHAT .. ": argument 'sub_or_id' must not be empty", level)
+  end
+  opts = options.check(WHAT, opts, SCHEMA, level)
+  if not opts.secrets_file and not opts.on_secret then
+    error(WHAT .. ": give secrets_file and/or on_secret: the new signing secret is shown only once",
+      level)
+  end
+  return opts
+end
 
-  if rot.step == "created" then
-    local secret = store:secret_of(rot.new_id)
-    if not secret then
-      return fail("lost_secret", what .. ": the new subscription's secret is not in the secrets file")
-    end
-    if opts.on_secret then
-      opts.on_secret(new_sub, secret)
-    end
-    rot.step = "handed_over"
-    local ok, err = store:set(rot)
-    if not ok then
+--- rotate(resource, sub_or_id, opts) -> new_sub | nil, err. See the module
+-- comment; opts: secrets_file, on_secret(new_sub, secret) (at least one),
+-- confirm(new_sub) -> bool (default: the signed probe), timeout = 600 and
+-- poll = 1 (seconds, for confirm), grace = 300 (seconds the old secret stays
+-- in the file after the old subscription is deleted), on_step(step, info)
+-- (progress: called once each step is recorded; info = { old_id, new_id,
+-- target_url }). A raising callback leaves the recorded state behind:
+-- rotate again resumes (on_secret may then be called again for the same
+-- secret). err.reason: "timeout" (confirm never returned true: the old
+-- subscription still serves the endpoint), "not_found", or an API error.
+function M.rotate(resource, sub_or_id, opts, level)
+  opts = check_args(sub_or_id, opts, (level or 1) + 1)
+  while true do
+    local new_sub, err = run(resource, sub_or_id, opts)
+    if new_sub then
+      return new_sub
+    elseif err ~= RESTART then
       return nil, err
     end
-    step("handed_over", rot)
   end
-
-  if rot.step == "handed_over" then
-    local confirm = opts.confirm or probe_confirm(resource, function()
-      return store:secret_of(rot.new_id)
-    end)
-    local deadline = os.time() + timeout
-    while not confirm(new_sub) do
-      if os.time() >= deadline then
-        return fail("timeout", what .. ": the receiver did not confirm the new key within "
-          .. timeout .. " s; the old subscription still serves the endpoint (rotate again to keep waiting)",
-          { step = "handed_over" })
-      end
-      sleep(poll)
-    end
-    -- unpark the twin: from now on both subscriptions deliver every event
-    local params = { subscribed_events = rot.subscribed_events,
-                     phone_numbers = rot.phone_numbers or json.null }
-    if not rot.is_active then
-      params.is_active = false
-    end
-    local upd, uerr = new_sub:update(params)
-    if not upd then
-      return nil, uerr
-    end
-    rot.step = "confirmed"
-    local ok, err = store:set(rot)
-    if not ok then
-      return nil, err
-    end
-    step("confirmed", rot)
-  end
-
-  if rot.step == "confirmed" then
-    local old = by_id(rot.old_id)
-    if old and old.is_active ~= false then
-      local ok, err = old:deactivate()
-      if not ok and not not_found(err) then
-        return nil, err
-      end
-    end
-    rot.step = "deactivated"
-    local ok, err = store:set(rot)
-    if not ok then
-      return nil, err
-    end
-    step("deactivated", rot)
-  end
-
-  if rot.step == "deactivated" then
-    -- exactly one subscription serves the endpoint afterwards: the old one
-    -- and any other leftover twin go
-    for _, s in ipairs(group) do
-      if s.id ~= rot.new_id then
-        local ok, err = resource:delete(s.id)
-        if not ok and not not_found(err) then
-          return nil, err
-        end
-      end
-    end
-    local now = os.time()
-    local ok, err = store:set(nil, opts.secrets_file and function(doc)
-      local ep = sfile.endpoint(doc, base)
-      local kept = {}
-      for _, s in ipairs(ep.secrets) do
-        if s.subscription_id ~= rot.new_id and not s.expires_at then
-          s.expires_at = now + grace
-        end
-        if not s.expires_at or s.expires_at > now then
-          kept[#kept + 1] = s
-        end
-      end
-      ep.secrets = kept
-    end or nil)
-    if not ok then
-      return nil, err
-    end
-    step("done", rot)
-  end
-  return new_sub
 end
 
 return M
