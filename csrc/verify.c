@@ -19,6 +19,8 @@ typedef struct lwh_parsed {
     size_t prefix_len;            /* "{id}.{ts}." or "{ts}." */
     char tokens[LINQWH_MAX_SIGNATURES][LWH_B64_SIG_LEN];
     size_t ntokens;               /* v1 entries (standard) */
+    size_t nunchecked;            /* tokens whose base64 is not checked yet (lazy parse) */
+    unsigned char hit[LINQWH_MAX_SIGNATURES]; /* token t matched a key (lwh_compare) */
     char legacy_sig[LWH_HEX_SIG_LEN];
 } lwh_parsed;
 
@@ -117,9 +119,17 @@ static int64_t lwh_skew(int64_t ts, int64_t now)
                                                                : -(int64_t)((uint64_t)now - (uint64_t)ts);
 }
 
-/* webhook-signature: entries "version,signature" separated by single spaces. */
+/*
+ * webhook-signature: entries "version,signature" separated by single spaces.
+ * With lazy set, a usual entry ("v1," + 43 chars + '=', then a space or the
+ * end) is taken without checking its 43 chars are base64: the comparison
+ * makes that check needless for a token that matches (it equals our own
+ * canonical encoding), and linqwh_verify checks the others afterwards and
+ * parses again eagerly when one fails, so that the result and the message
+ * are those of the eager parse (see lwh_lazy_tokens_ok).
+ */
 static linqwh_status lwh_parse_sigs(lwh_parsed *p, const char *s, size_t len,
-                                    const char **detail)
+                                    const char **detail, int lazy)
 {
     size_t i = 0, count = 0;
     if (len == 0) {
@@ -132,11 +142,12 @@ static linqwh_status lwh_parse_sigs(lwh_parsed *p, const char *s, size_t len,
          * the end of the header or a space */
         if (len - i >= 3 + LWH_B64_SIG_LEN && s[i] == 'v' && s[i + 1] == '1' && s[i + 2] == ',' &&
             (len - i == 3 + LWH_B64_SIG_LEN || s[i + 3 + LWH_B64_SIG_LEN] == ' ') &&
-            lwh_valid_v1(s + i + 3, LWH_B64_SIG_LEN)) {
+            (lazy ? s[i + 3 + LWH_B64_SIG_LEN - 1] == '=' : lwh_valid_v1(s + i + 3, LWH_B64_SIG_LEN))) {
             if (++count > LINQWH_MAX_SIGNATURES) {
                 *detail = "webhook-signature has too many entries";
                 return LINQWH_INVALID_HEADERS;
             }
+            p->nunchecked += (size_t)lazy;
             memcpy(p->tokens[p->ntokens++], s + i + 3, LWH_B64_SIG_LEN);
             i += 3 + LWH_B64_SIG_LEN;
             if (i == len)
@@ -205,7 +216,7 @@ static int lwh_present(const char *v)
 }
 
 static linqwh_status lwh_parse(const linqwh_headers *h, const linqwh_verify_opts *o,
-                               lwh_parsed *p, const char **detail)
+                               lwh_parsed *p, const char **detail, int lazy)
 {
     linqwh_status st;
     linqwh_scheme scheme = o->scheme;
@@ -214,6 +225,7 @@ static linqwh_status lwh_parse(const linqwh_headers *h, const linqwh_verify_opts
     p->ts = 0;
     p->prefix_len = 0;
     p->ntokens = 0;
+    p->nunchecked = 0;
     if (scheme == LINQWH_SCHEME_AUTO)
         scheme = (lwh_present(h->id) || lwh_present(h->timestamp) || lwh_present(h->signature))
                      ? LINQWH_SCHEME_STANDARD : LINQWH_SCHEME_LEGACY;
@@ -245,7 +257,7 @@ static linqwh_status lwh_parse(const linqwh_headers *h, const linqwh_verify_opts
         }
         if ((st = lwh_parse_ts(h->timestamp, h->timestamp_len, &p->ts, detail)) != LINQWH_OK)
             return st;
-        if ((st = lwh_parse_sigs(p, h->signature, h->signature_len, detail)) != LINQWH_OK)
+        if ((st = lwh_parse_sigs(p, h->signature, h->signature_len, detail, lazy)) != LINQWH_OK)
             return st;
         memcpy(p->prefix, h->id, h->id_len);
         p->prefix[h->id_len] = '.';
@@ -292,19 +304,24 @@ static linqwh_status lwh_parse(const linqwh_headers *h, const linqwh_verify_opts
     return LINQWH_OK;
 }
 
-/* Compares every candidate against every key's MAC without early exit. */
-static linqwh_status lwh_compare(const lwh_parsed *p, unsigned char macs[][LWH_MAC_LEN],
+/* Compares every candidate against every key's MAC without early exit;
+ * records in p->hit which tokens matched. */
+static linqwh_status lwh_compare(lwh_parsed *p, unsigned char macs[][LWH_MAC_LEN],
                                  size_t n, linqwh_result *out)
 {
     size_t k, t, found = 0, index = 0;
     char enc[LWH_HEX_SIG_LEN];
 
+    memset(p->hit, 0, p->ntokens);
     for (k = 0; k < n; k++) {
         size_t hit = 0;
         if (p->scheme == LINQWH_SCHEME_STANDARD) {
             lwh_b64_mac(macs[k], enc);
-            for (t = 0; t < p->ntokens; t++)
-                hit |= (size_t)(CRYPTO_memcmp(enc, p->tokens[t], LWH_B64_SIG_LEN) == 0);
+            for (t = 0; t < p->ntokens; t++) {
+                unsigned char m = (unsigned char)(CRYPTO_memcmp(enc, p->tokens[t], LWH_B64_SIG_LEN) == 0);
+                p->hit[t] |= m;
+                hit |= m;
+            }
         } else {
             lwh_hex(macs[k], LWH_MAC_LEN, enc);
             hit = (size_t)(CRYPTO_memcmp(enc, p->legacy_sig, LWH_HEX_SIG_LEN) == 0);
@@ -355,6 +372,20 @@ static void lwh_result_init(linqwh_result *out)
     out->detail = NULL;
 }
 
+/* After a lazy parse: whether every token that matched no key is canonical
+ * base64 (a token that matched equals our own encoding of a MAC). */
+static int lwh_lazy_tokens_ok(const lwh_parsed *p)
+{
+    size_t t;
+    int ok = 1;
+    if (p->nunchecked == 0)
+        return 1;
+    for (t = 0; t < p->ntokens; t++)
+        if (!p->hit[t])
+            ok &= lwh_valid_v1(p->tokens[t], LWH_B64_SIG_LEN);
+    return ok;
+}
+
 linqwh_status linqwh_verify(const linqwh_keyring *kr, const linqwh_headers *h,
                             const void *body, size_t body_len,
                             const linqwh_verify_opts *opts, linqwh_result *out)
@@ -372,7 +403,10 @@ linqwh_status linqwh_verify(const linqwh_keyring *kr, const linqwh_headers *h,
         out->detail = "NULL argument";
         return LINQWH_INVALID_ARGUMENT;
     }
-    if ((st = lwh_parse(h, opts, &p, &detail)) != LINQWH_OK) {
+    st = lwh_parse(h, opts, &p, &detail, 1);
+    if (st != LINQWH_OK && p.nunchecked != 0)
+        st = lwh_parse(h, opts, &p, &detail, 0); /* the eager parse's message */
+    if (st != LINQWH_OK) {
         out->detail = detail;
         return st;
     }
@@ -389,6 +423,13 @@ linqwh_status linqwh_verify(const linqwh_keyring *kr, const linqwh_headers *h,
     }
     st = lwh_compare(&p, macs, kr->n, out);
     OPENSSL_cleanse(macs, kr->n * LWH_MAC_LEN);
+    if (!lwh_lazy_tokens_ok(&p)) {
+        /* a malformed entry: report it exactly as the eager parse does */
+        lwh_result_init(out);
+        st = lwh_parse(h, opts, &p, &detail, 0);
+        out->detail = st != LINQWH_OK ? detail : "webhook-signature v1 entry is not 44 canonical base64 chars";
+        return st != LINQWH_OK ? st : LINQWH_INVALID_HEADERS;
+    }
     return st;
 }
 
@@ -421,7 +462,7 @@ static linqwh_status lwh_begin(linqwh_verify_ctx **outp, const linqwh_keyring *k
         out->detail = "out of memory";
         return LINQWH_OUT_OF_MEMORY;
     }
-    st = lwh_parse(h, opts, &c->p, &detail);
+    st = lwh_parse(h, opts, &c->p, &detail, 0);
     if (st == LINQWH_OK && !defer_window && c->p.window != LINQWH_OK) {
         st = c->p.window;
         detail = c->p.window_detail;

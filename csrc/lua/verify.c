@@ -162,7 +162,8 @@ typedef struct lwh_header_read {
     int std_present;                  /* any webhook-* header given, valid or not */
 } lwh_header_read;
 
-static void lwh_read_headers(lua_State *L, int idx, linqwh_headers *h, lwh_header_read *rd)
+static void lwh_read_headers(lua_State *L, int idx, linqwh_headers *h, lwh_header_read *rd,
+                             int id_slot)
 {
     memset(h, 0, sizeof *h);
     memset(rd, 0, sizeof *rd);
@@ -227,6 +228,10 @@ static void lwh_read_headers(lua_State *L, int idx, linqwh_headers *h, lwh_heade
                 err = "a signature header value is not a string";
             else
                 *slot = lua_tolstring(L, -1, lenp);
+            if (!err && id_slot && slot == &h->id) {
+                lua_pushvalue(L, -1); /* the id string itself, for the info table */
+                lua_replace(L, id_slot);
+            }
             if (err) {
                 *slot = NULL;
                 if (std)
@@ -304,10 +309,11 @@ static void lwh_push_i64(lua_State *L, int64_t v)
  * host's clock minus the timestamp (positive: the delivery looks old, this
  * clock is ahead), the opposite sign of linqwh_result.skew, so that err.skew,
  * the receiver's and nginx's log lines all read the same way.
- * h may be NULL (no id to report).
+ * h may be NULL (no id to report); id_slot, if not 0, is the stack slot of
+ * the id string read from the headers (lwh_read_headers), pushed as it is.
  */
 static int lwh_push_result(lua_State *L, linqwh_status st, const linqwh_result *r,
-                           const linqwh_headers *h, int64_t tolerance)
+                           const linqwh_headers *h, int64_t tolerance, int id_slot)
 {
     if (st != LINQWH_OK) {
         char msg[160];
@@ -327,7 +333,10 @@ static int lwh_push_result(lua_State *L, linqwh_status st, const linqwh_result *
         lua_pushvalue(L, lua_upvalueindex(LWH_UV_STANDARD));
         if (h && h->id) {
             lua_pushvalue(L, lua_upvalueindex(LWH_UV_ID));
-            lua_pushlstring(L, h->id, h->id_len);
+            if (id_slot)
+                lua_pushvalue(L, id_slot);
+            else
+                lua_pushlstring(L, h->id, h->id_len);
             lua_rawset(L, -5);
         }
     }
@@ -356,7 +365,7 @@ static const char *lwh_read_call(lua_State *L, int idx, linqwh_headers *h, linqw
     lwh_header_read rd;
     luaL_checktype(L, idx, LUA_TTABLE);
     lwh_read_opts(L, idx + 1, o);
-    lwh_read_headers(L, idx, h, &rd);
+    lwh_read_headers(L, idx, h, &rd, 0);
     return lwh_header_error(&rd, o->scheme);
 }
 
@@ -374,7 +383,7 @@ static int lwh_l_verify_file(lua_State *L)
     if ((herr = lwh_read_call(L, 3, &h, &o)) != NULL)
         return lwh_push_header_error(L, herr);
     st = linqwh_verify_file(kr, &h, path, &o, &r);
-    return lwh_push_result(L, st, &r, &h, o.tolerance);
+    return lwh_push_result(L, st, &r, &h, o.tolerance, 0);
 }
 
 /* kr:stream(headers, scheme, now, tolerance) -> stream | nil, reason, detail */
@@ -399,7 +408,7 @@ static int lwh_l_stream(lua_State *L)
     lwh_setmetatable(L, LWH_STREAM);
     st = linqwh_verify_begin(&s->ctx, kr, &h, &o, &r);
     if (st != LINQWH_OK)
-        return lwh_push_result(L, st, &r, NULL, o.tolerance);
+        return lwh_push_result(L, st, &r, NULL, o.tolerance, 0);
     return 1;
 }
 
@@ -432,7 +441,7 @@ static int lwh_l_stream_finish(lua_State *L)
         h.id = s->id;
         h.id_len = s->id_len;
     }
-    return lwh_push_result(L, st, &r, &h, -1);
+    return lwh_push_result(L, st, &r, &h, -1, 0);
 }
 
 static int lwh_l_stream_close(lua_State *L)
@@ -523,8 +532,10 @@ static int lwh_l_bound_verify(lua_State *L)
     }
     if (!k->kr)
         return lwh_error2(L, "verifier:verify: the verifier is closed");
+    o.tolerance = (int64_t)lua_tonumber(L, lua_upvalueindex(LWH_UV_BTOL));
     if (lua_isnil(L, lua_upvalueindex(LWH_UV_BCLOCK))) {
-        o.now = (int64_t)time(NULL);
+        /* the system clock; not read when the timestamp check is off */
+        o.now = o.tolerance >= 0 ? (int64_t)time(NULL) : 0;
     } else {
         lua_pushvalue(L, lua_upvalueindex(LWH_UV_BCLOCK));
         lua_call(L, 0, 1);
@@ -540,9 +551,9 @@ static int lwh_l_bound_verify(lua_State *L)
         lua_pop(L, 1);
     }
     o.scheme = (linqwh_scheme)lua_tointeger(L, lua_upvalueindex(LWH_UV_BSCHEME));
-    o.tolerance = (int64_t)lua_tonumber(L, lua_upvalueindex(LWH_UV_BTOL));
     body = lua_tolstring(L, 2, &blen);
-    lwh_read_headers(L, 3, &h, &rd);
+    lua_settop(L, 4); /* slot 4: the webhook-id string */
+    lwh_read_headers(L, 3, &h, &rd, 4);
     if ((herr = lwh_header_error(&rd, o.scheme)) != NULL) {
         st = LINQWH_INVALID_HEADERS;
         r.detail = herr;
@@ -551,7 +562,7 @@ static int lwh_l_bound_verify(lua_State *L)
     } else {
         st = linqwh_verify(k->kr, &h, body, blen, &o, &r);
         if (st == LINQWH_OK)
-            return lwh_push_result(L, st, &r, &h, o.tolerance);
+            return lwh_push_result(L, st, &r, &h, o.tolerance, 4);
     }
     lua_pushnil(L);
     lua_createtable(L, 0, 4);
