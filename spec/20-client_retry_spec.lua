@@ -15,26 +15,8 @@ local function envelope(status, code, message, extra)
     .. '"trace_id":"trace_%d"}', status, code, message, extra or "", status)
 end
 
-local function with_server(steps, client_opts, fn)
-  local srv = flaky.start(steps)
-  -- (log = false: the retry lines are spec/21-client_observability_spec.lua's subject)
-  local opts = { api_key = KEY, base_url = srv.url .. "/api/partner", timeout = 5, log = false }
-  for k, v in pairs(client_opts or {}) do
-    opts[k] = v
-  end
-  local client
-  local ok, err = pcall(function()
-    client = linq.client(opts)
-    fn(client, srv)
-  end)
-  if client then
-    client:close()
-  end
-  srv:stop()
-  if not ok then
-    error(err, 0)
-  end
-end
+-- (log = false: the retry lines are spec/21-client_observability_spec.lua's subject)
+local with_server = flaky.with_client{ api_key = KEY, log = false }
 
 local VALID = { target_url = "https://example.com/hook", subscribed_events = { "message.sent" } }
 

@@ -12,25 +12,8 @@ local SUB = '{"id":"sub_1","target_url":"https://example.com/hook","subscribed_e
 local JSON = { ["Content-Type"] = "application/json" }
 local ERR429 = '{"success":false,"error":{"status":429,"code":1001,"message":"slow down"}}'
 
-local function with_server(steps, client_opts, fn)
-  local srv = flaky.start(steps)
-  local opts = { api_key = KEY, base_url = srv.url .. "/api/partner", timeout = 5 }
-  for k, v in pairs(client_opts or {}) do
-    opts[k] = v
-  end
-  local client
-  local ok, err = pcall(function()
-    client = linq.client(opts)
-    fn(client, srv)
-  end)
-  if client then
-    client:close()
-  end
-  srv:stop()
-  if not ok then
-    error(err, 0)
-  end
-end
+-- (the `log` option is left at its default unless a case sets it)
+local with_server = flaky.with_client{ api_key = KEY }
 
 -- Captures what is written to io.stderr while fn runs.
 local function capture_stderr(fn)
