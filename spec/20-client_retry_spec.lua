@@ -4,11 +4,9 @@ local flaky = require "support.flaky_server"
 local linq = require "linqwebhooks"
 
 local KEY = "lk_test_0123456789abcdef"
-local SUB = '{"id":"sub_1","target_url":"https://example.com/hook","subscribed_events":["message.sent"],'
-  .. '"is_active":true,"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z",'
-  .. '"phone_numbers":null}'
+local SUB = flaky.SUB
 local CREATED = SUB:gsub("}$", ',"signing_secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw7Jxx2Oll+OE="}')
-local JSON = { ["Content-Type"] = "application/json" }
+local JSON = flaky.JSON
 
 local function envelope(status, code, message, extra)
   return string.format('{"success":false,"error":{"status":%d,"code":%d,"message":"%s"%s},'

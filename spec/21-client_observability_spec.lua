@@ -6,10 +6,8 @@ local util = require "support.util"
 local linq = require "linqwebhooks"
 
 local KEY = "lk_test_secret_key_0123456789abcdef"
-local SUB = '{"id":"sub_1","target_url":"https://example.com/hook","subscribed_events":["message.sent"],'
-  .. '"is_active":true,"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z",'
-  .. '"phone_numbers":null}'
-local JSON = { ["Content-Type"] = "application/json" }
+local SUB = flaky.SUB
+local JSON = flaky.JSON
 local ERR429 = '{"success":false,"error":{"status":429,"code":1001,"message":"slow down"}}'
 
 -- (the `log` option is left at its default unless a case sets it)

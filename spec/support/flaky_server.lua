@@ -304,6 +304,13 @@ function Server:stop()
   end
 end
 
+--- Fixtures for steps: a webhook subscription as the API returns it, and
+-- the JSON Content-Type header.
+M.SUB = '{"id":"sub_1","target_url":"https://example.com/hook","subscribed_events":["message.sent"],'
+  .. '"is_active":true,"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z",'
+  .. '"phone_numbers":null}'
+M.JSON = { ["Content-Type"] = "application/json" }
+
 --- A runner for cases that each need a linq.client on a fresh server:
 -- with_client(defaults) returns with_server(steps, client_opts, fn), which
 -- starts the server with `steps`, makes a client with the options
