@@ -4,37 +4,17 @@ local flaky = require "support.flaky_server"
 local linq = require "linqwebhooks"
 
 local KEY = "lk_test_0123456789abcdef"
-local SUB = '{"id":"sub_1","target_url":"https://example.com/hook","subscribed_events":["message.sent"],'
-  .. '"is_active":true,"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z",'
-  .. '"phone_numbers":null}'
+local SUB = flaky.SUB
 local CREATED = SUB:gsub("}$", ',"signing_secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw7Jxx2Oll+OE="}')
-local JSON = { ["Content-Type"] = "application/json" }
+local JSON = flaky.JSON
 
 local function envelope(status, code, message, extra)
   return string.format('{"success":false,"error":{"status":%d,"code":%d,"message":"%s"%s},'
     .. '"trace_id":"trace_%d"}', status, code, message, extra or "", status)
 end
 
-local function with_server(steps, client_opts, fn)
-  local srv = flaky.start(steps)
-  -- (log = false: the retry lines are spec/21-client_observability_spec.lua's subject)
-  local opts = { api_key = KEY, base_url = srv.url .. "/api/partner", timeout = 5, log = false }
-  for k, v in pairs(client_opts or {}) do
-    opts[k] = v
-  end
-  local client
-  local ok, err = pcall(function()
-    client = linq.client(opts)
-    fn(client, srv)
-  end)
-  if client then
-    client:close()
-  end
-  srv:stop()
-  if not ok then
-    error(err, 0)
-  end
-end
+-- (log = false: the retry lines are spec/21-client_observability_spec.lua's subject)
+local with_server = flaky.with_client{ api_key = KEY, log = false }
 
 local VALID = { target_url = "https://example.com/hook", subscribed_events = { "message.sent" } }
 

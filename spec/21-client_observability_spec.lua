@@ -6,31 +6,12 @@ local util = require "support.util"
 local linq = require "linqwebhooks"
 
 local KEY = "lk_test_secret_key_0123456789abcdef"
-local SUB = '{"id":"sub_1","target_url":"https://example.com/hook","subscribed_events":["message.sent"],'
-  .. '"is_active":true,"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z",'
-  .. '"phone_numbers":null}'
-local JSON = { ["Content-Type"] = "application/json" }
+local SUB = flaky.SUB
+local JSON = flaky.JSON
 local ERR429 = '{"success":false,"error":{"status":429,"code":1001,"message":"slow down"}}'
 
-local function with_server(steps, client_opts, fn)
-  local srv = flaky.start(steps)
-  local opts = { api_key = KEY, base_url = srv.url .. "/api/partner", timeout = 5 }
-  for k, v in pairs(client_opts or {}) do
-    opts[k] = v
-  end
-  local client
-  local ok, err = pcall(function()
-    client = linq.client(opts)
-    fn(client, srv)
-  end)
-  if client then
-    client:close()
-  end
-  srv:stop()
-  if not ok then
-    error(err, 0)
-  end
-end
+-- (the `log` option is left at its default unless a case sets it)
+local with_server = flaky.with_client{ api_key = KEY }
 
 -- Captures what is written to io.stderr while fn runs.
 local function capture_stderr(fn)

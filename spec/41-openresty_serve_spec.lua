@@ -6,7 +6,8 @@ local nginx = require "support.nginx"
 local socket = require "socket"
 local linq = require "linqwebhooks"
 
-local available, why = nginx.available()
+-- busted's functions, for nginx.suite (one nginx per describe block)
+local BUSTED = { setup = setup, teardown = teardown, it = it, pending = pending }
 
 local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -53,29 +54,32 @@ local function event_body(id, data, pad)
     .. (data or "") .. extra .. '}}'
 end
 
+math.randomseed(os.time())
 local counter = 0
 local function new_id(tag)
   counter = counter + 1
   return "evt-" .. tag .. "-" .. os.time() .. "-" .. counter .. "-" .. math.random(1, 1e9)
 end
 
-describe("linqwebhooks.openresty.serve #nginx", function()
-  local srv
+-- A delivery of a fresh event: its id, body and signature headers.
+-- o: data (extra members of data), pad (bytes of filler), scheme (linq.sign's).
+local function delivery(tag, o)
+  o = o or {}
+  local id = new_id(tag)
+  local body = event_body(id, o.data, o.pad)
+  return id, body, linq.sign{ secret = SECRET, body = body, scheme = o.scheme }
+end
 
-  setup(function()
-    if not available then
-      return
-    end
-    math.randomseed(os.time())
-    srv = nginx.start{
-      worker_processes = 2,
-      listen = "reuseport",
-      files = { ["lua/site.lua"] = SITE },
-      http = [[
+describe("linqwebhooks.openresty.serve #nginx", function()
+  local site = nginx.suite(BUSTED, {
+    worker_processes = 2,
+    listen = "reuseport",
+    files = { ["lua/site.lua"] = SITE },
+    http = [[
   lua_shared_dict linq_dedupe 1m;
   lua_shared_dict seen 1m;
 ]],
-      server = [[
+    server = [[
     client_body_buffer_size 16k;
     client_max_body_size 4m;
     header_filter_by_lua_block { ngx.header["X-Worker"] = ngx.worker.pid() }
@@ -123,25 +127,11 @@ describe("linqwebhooks.openresty.serve #nginx", function()
       }
     }
 ]],
-    }
-  end)
-
-  teardown(function()
-    if srv then
-      srv:stop()
-    end
-  end)
-
-  local function nginx_it(name, fn)
-    if available then
-      it(name, fn)
-    else
-      pending(name .. " (" .. tostring(why) .. ")")
-    end
-  end
+  })
+  local nginx_it = site.it
 
   local function seen(key)
-    local res = assert(srv:request("GET", "/seen?key=" .. key))
+    local res = assert(site.srv:request("GET", "/seen?key=" .. key))
     return res.body
   end
 
@@ -158,13 +148,12 @@ describe("linqwebhooks.openresty.serve #nginx", function()
   end
 
   local function post(path, body, headers)
-    return assert(srv:request("POST", path, headers, body))
+    return assert(site.srv:request("POST", path, headers, body))
   end
 
   nginx_it("answers 200 to a signed delivery and runs the handler", function()
-    local id = new_id("ok")
-    local body = event_body(id)
-    local res = post("/hooks", body, linq.sign{ secret = SECRET, body = body })
+    local id, body, h = delivery("ok")
+    local res = post("/hooks", body, h)
     assert.are.equal(200, res.status)
     assert.are.equal("ok", res.body)
     assert.are.equal("1", seen("count:" .. id))
@@ -173,17 +162,14 @@ describe("linqwebhooks.openresty.serve #nginx", function()
   end)
 
   nginx_it("accepts the legacy signature scheme too", function()
-    local id = new_id("legacy")
-    local body = event_body(id)
-    local res = post("/hooks", body, linq.sign{ secret = SECRET, body = body, scheme = "legacy" })
+    local id, body, h = delivery("legacy", { scheme = "legacy" })
+    local res = post("/hooks", body, h)
     assert.are.equal(200, res.status)
     assert.are.equal("1", seen("count:" .. id))
   end)
 
   nginx_it("answers 401 to a tampered body, a tampered signature and missing headers", function()
-    local id = new_id("tamper")
-    local body = event_body(id)
-    local h = linq.sign{ secret = SECRET, body = body }
+    local id, body, h = delivery("tamper")
     local res = post("/hooks", body:gsub("inbound", "outbound"), h)
     assert.are.equal(401, res.status)
     assert.are.equal("verification failed: no_matching_signature", res.body)
@@ -201,9 +187,7 @@ describe("linqwebhooks.openresty.serve #nginx", function()
   end)
 
   nginx_it("rejects a repeated signature header (ngx.req.get_headers gives an array)", function()
-    local id = new_id("repeat")
-    local body = event_body(id)
-    local h = linq.sign{ secret = SECRET, body = body }
+    local id, body, h = delivery("repeat")
     local res = post("/hooks", body, {
       { "webhook-id", h["webhook-id"] },
       { "webhook-timestamp", h["webhook-timestamp"] },
@@ -219,9 +203,7 @@ describe("linqwebhooks.openresty.serve #nginx", function()
   -- through get_headers(); repetition is still detected
   nginx_it("rejects a signature header repeated in another letter case, and a repeated legacy one",
     function()
-    local id = new_id("repeat-case")
-    local body = event_body(id)
-    local h = linq.sign{ secret = SECRET, body = body, scheme = "both" }
+    local id, body, h = delivery("repeat-case", { scheme = "both" })
     local res = post("/hooks", body, {
       { "Webhook-Id", h["webhook-id"] },
       { "webhook-timestamp", h["webhook-timestamp"] },
@@ -241,9 +223,7 @@ describe("linqwebhooks.openresty.serve #nginx", function()
   end)
 
   nginx_it("answers 400 to more than 200 request headers (a hidden repeat cannot slip past)", function()
-    local id = new_id("many")
-    local body = event_body(id)
-    local h = linq.sign{ secret = SECRET, body = body }
+    local id, body, h = delivery("many")
     local list = {}
     for i = 1, 200 do
       list[#list + 1] = { "x-filler-" .. i, "1" }
@@ -258,9 +238,7 @@ describe("linqwebhooks.openresty.serve #nginx", function()
   end)
 
   nginx_it("verifies without building the table of every header (ngx.req.get_headers)", function()
-    local id = new_id("noget")
-    local body = event_body(id)
-    local h = linq.sign{ secret = SECRET, body = body, scheme = "both" }
+    local id, body, h = delivery("noget", { scheme = "both" })
     h["X-Other"] = "x"
     local res = post("/hooks/noget", body, h)
     assert.are.equal(200, res.status)
@@ -269,15 +247,13 @@ describe("linqwebhooks.openresty.serve #nginx", function()
   end)
 
   nginx_it("answers 405 to other methods", function()
-    local res = assert(srv:request("GET", "/hooks"))
+    local res = assert(site.srv:request("GET", "/hooks"))
     assert.are.equal(405, res.status)
     assert.are.equal("POST", res.headers["allow"])
   end)
 
   nginx_it("dispatches a delivery sent again on other connections (both workers) once", function()
-    local id = new_id("dup")
-    local body = event_body(id)
-    local h = linq.sign{ secret = SECRET, body = body }
+    local id, body, h = delivery("dup")
     local workers, n = {}, 0
     local bodies = {}
     for _ = 1, 60 do
@@ -298,16 +274,14 @@ describe("linqwebhooks.openresty.serve #nginx", function()
   end)
 
   nginx_it("lets exactly one of two concurrent copies dispatch; the other gets 503 in flight", function()
-    local id = new_id("race")
-    local body = event_body(id, ',"sleep":1')
-    local h = linq.sign{ secret = SECRET, body = body }
+    local id, body, h = delivery("race", { data = ',"sleep":1' })
     -- the copies are sent on two connections at once; whichever claims the
     -- id first sleeps in its handler while the other is answered
     local conns = {}
     for i = 1, 2 do
       local c = socket.tcp()
       c:settimeout(10)
-      assert(c:connect("127.0.0.1", srv.port))
+      assert(c:connect("127.0.0.1", site.srv.port))
       local head = { "POST /hooks HTTP/1.1", "Host: localhost", "Connection: close",
                      "Content-Length: " .. #body }
       for k, v in pairs(h) do
@@ -328,9 +302,8 @@ describe("linqwebhooks.openresty.serve #nginx", function()
   end)
 
   nginx_it("verifies a 2 MB body that nginx spilled to a temp file", function()
-    local id = new_id("big")
-    local body = event_body(id, nil, 2 * 1024 * 1024)
-    local res = post("/hooks", body, linq.sign{ secret = SECRET, body = body })
+    local id, body, h = delivery("big", { pad = 2 * 1024 * 1024 })
+    local res = post("/hooks", body, h)
     assert.are.equal(200, res.status)
     assert.are.equal("file", seen("spilled"))
     assert.are.equal("1", seen("count:" .. id))
@@ -344,9 +317,7 @@ describe("linqwebhooks.openresty.serve #nginx", function()
   end)
 
   nginx_it("answers 500 when a handler raises and dispatches again on the retry", function()
-    local id = new_id("fail")
-    local body = event_body(id, ',"fail":true')
-    local h = linq.sign{ secret = SECRET, body = body }
+    local id, body, h = delivery("fail", { data = ',"fail":true' })
     local before = tonumber(seen("errors")) or 0
     local res = post("/hooks", body, h)
     assert.are.equal(500, res.status)
@@ -359,9 +330,7 @@ describe("linqwebhooks.openresty.serve #nginx", function()
   end)
 
   nginx_it("quick_ack answers 200 first and runs the handlers in a timer", function()
-    local id = new_id("quick")
-    local body = event_body(id)
-    local h = linq.sign{ secret = SECRET, body = body }
+    local id, body, h = delivery("quick")
     local res = post("/hooks/quick", body, h)
     assert.are.equal(200, res.status)
     assert.are.equal("1", wait_seen("count:" .. id, "1"))
@@ -375,21 +344,13 @@ describe("linqwebhooks.openresty.serve #nginx", function()
   end)
 
   nginx_it("quick_ack sends handler failures to on_error and the error log", function()
-    local id = new_id("quickfail")
-    local body = event_body(id, ',"fail":true')
+    local id, body, h = delivery("quickfail", { data = ',"fail":true' })
     local before = tonumber(seen("errors")) or 0
-    local res = post("/hooks/quick", body, linq.sign{ secret = SECRET, body = body })
+    local res = post("/hooks/quick", body, h)
     assert.are.equal(200, res.status)
     assert.are.equal(tostring(before + 1), wait_seen("errors", tostring(before + 1)))
-    local found
-    for _ = 1, 100 do
-      found = srv:log():find("quick_ack dispatch of event " .. id .. " failed after the 200 answer", 1, true)
-      if found then
-        break
-      end
-      socket.sleep(0.02)
-    end
-    assert.truthy(found)
+    local line = "quick_ack dispatch of event " .. id .. " failed after the 200 answer"
+    assert.truthy(site.srv:wait_log(line, true):find(line, 1, true))
   end)
 
   nginx_it("handles a 70 KB event_id once and recognises its duplicate (hashed store key)", function()
@@ -402,21 +363,9 @@ describe("linqwebhooks.openresty.serve #nginx", function()
     local again = post("/hooks", body, h)
     assert.are.equal(200, again.status)
     assert.are.equal("duplicate", again.body)
-    assert.are.equal("1", seen("count:" .. assert(srv:request("GET", "/md5?s=long&n=" .. #id
+    assert.are.equal("1", seen("count:" .. assert(site.srv:request("GET", "/md5?s=long&n=" .. #id
       .. "&p=" .. id:sub(1, #id - 70 * 1024))).body))
   end)
-
-  local function wait_log(pattern)
-    local text
-    for _ = 1, 100 do
-      text = srv:log()
-      if text:find(pattern) then
-        return text
-      end
-      socket.sleep(0.02)
-    end
-    return text
-  end
 
   nginx_it("logs a stale or future timestamp at [error] with the measured clock skew", function()
     local id = new_id("old")
@@ -426,12 +375,12 @@ describe("linqwebhooks.openresty.serve #nginx", function()
     assert.are.equal(401, res.status)
     assert.are.equal("verification failed: timestamp_too_old", res.body)
     assert.matches("%[error%][^\n]*delivery answered 401 timestamp_too_old: clock skew %+1%d%d%d s",
-      wait_log("timestamp_too_old: clock skew"))
+      site.srv:wait_log("timestamp_too_old: clock skew"))
     local new = post("/hooks", body, linq.sign{ secret = SECRET, body = body,
       timestamp = os.time() + 1000 })
     assert.are.equal(401, new.status)
     assert.matches("%[error%][^\n]*delivery answered 401 timestamp_too_new: clock skew %-1%d%d%d s",
-      wait_log("timestamp_too_new: clock skew"))
+      site.srv:wait_log("timestamp_too_new: clock skew"))
     assert.are.equal("nil", seen("count:" .. id))
   end)
 
@@ -441,11 +390,11 @@ describe("linqwebhooks.openresty.serve #nginx", function()
       ["webhook-signature"] = "v1,AAAA" })
     assert.are.equal(401, res.status)
     assert.matches("%[warn%][^\n]*delivery answered 401 [^\n]*no_matching_signature",
-      wait_log("delivery answered 401 [^\n]*no_matching_signature"))
+      site.srv:wait_log("delivery answered 401 [^\n]*no_matching_signature"))
   end)
 
   nginx_it("raises on misuse: unknown options, no dispatcher, no dict", function()
-    local out = assert(srv:request("GET", "/misuse")).body
+    local out = assert(site.srv:request("GET", "/misuse")).body
     assert.matches("false|[^\n]*openresty.serve: unknown option 'quik'", out)
     assert.matches("false|[^\n]*openresty.serve: argument 'hooks' must be a dispatcher", out)
     assert.matches("false|[^\n]*linq.store.shdict: argument 'dict' must be an ngx.shared dictionary", out)
@@ -453,7 +402,7 @@ describe("linqwebhooks.openresty.serve #nginx", function()
   end)
 
   nginx_it("leaves no unexpected [error] lines in the error log", function()
-    local errs = srv:errors({
+    local errs = site.srv:errors({
       "linqwebhooks: delivery answered 500 .*handler asked to fail",
       "linqwebhooks: quick_ack dispatch of event evt%-quickfail",
       "delivery answered 401 timestamp_too_old: clock skew",
@@ -530,21 +479,15 @@ return M
 ]]
 
 describe("linq.store.shdict in a full dictionary #nginx", function()
-  local srv
-
-  setup(function()
-    if not available then
-      return
-    end
-    srv = nginx.start{
-      worker_processes = 1,
-      files = { ["lua/tiny.lua"] = TINY_SITE },
-      http = [[
+  local site = nginx.suite(BUSTED, {
+    worker_processes = 1,
+    files = { ["lua/tiny.lua"] = TINY_SITE },
+    http = [[
   lua_shared_dict tiny 12k;
   lua_shared_dict roomy 1m;
   lua_shared_dict seen 1m;
 ]],
-      server = [[
+    server = [[
     location = /hooks {
       content_by_lua_block { require("linqwebhooks.openresty").serve(require("tiny").hooks) }
     }
@@ -564,25 +507,11 @@ describe("linq.store.shdict in a full dictionary #nginx", function()
       content_by_lua_block { ngx.print(tostring(ngx.shared.seen:get("count"))) }
     }
 ]],
-    }
-  end)
-
-  teardown(function()
-    if srv then
-      srv:stop()
-    end
-  end)
-
-  local function nginx_it(name, fn)
-    if available then
-      it(name, fn)
-    else
-      pending(name .. " (" .. tostring(why) .. ")")
-    end
-  end
+  })
+  local nginx_it = site.it
 
   local function get(path)
-    return assert(srv:request("GET", path)).body
+    return assert(site.srv:request("GET", path)).body
   end
 
   nginx_it("never evicts a live claim: a delivery finding no room gets 503 and an error log line", function()
@@ -591,31 +520,25 @@ describe("linq.store.shdict in a full dictionary #nginx", function()
     n = tonumber(n)
     assert.truthy(n and n > 0, out)
     assert.matches("^full|shared dict is full", rest)
-    local body = event_body(new_id("full"))
-    local res = assert(srv:request("POST", "/hooks", linq.sign{ secret = SECRET, body = body }, body))
+    local _, body, h = delivery("full")
+    local res = assert(site.srv:request("POST", "/hooks", h, body))
     assert.are.equal(503, res.status)
     assert.are.equal("dedupe store full, retry later", res.body)
     assert.are.equal("nil", get("/count"))
     -- every claim made before is still held
     assert.are.equal(tostring(n), get("/live?n=" .. n))
-    local found
-    for _ = 1, 100 do
-      found = srv:log():match("%[error%][^\n]*linqwebhooks: cannot claim event evt%-full[^\n]*"
-        .. "dedupe store full[^\n]*answered 503")
-      if found then
-        break
-      end
-      socket.sleep(0.02)
-    end
-    assert.truthy(found, srv:log())
+    local line = "%[error%][^\n]*linqwebhooks: cannot claim event evt%-full[^\n]*"
+      .. "dedupe store full[^\n]*answered 503"
+    local log = site.srv:wait_log(line)
+    assert.truthy(log:match(line), log)
   end)
 
   nginx_it("logs a warning when a handler outran its claim's lease", function()
-    local body = event_body(new_id("slow"))
-    local res = assert(srv:request("POST", "/slow", linq.sign{ secret = SECRET, body = body }, body))
+    local _, body, h = delivery("slow")
+    local res = assert(site.srv:request("POST", "/slow", h, body))
     assert.are.equal(200, res.status)
     assert.matches("%[warn%][^\n]*linqwebhooks: handlers of event evt%-slow[^\n]*outran the dedupe"
-      .. " store's claim lease", srv:log())
+      .. " store's claim lease", site.srv:log())
   end)
 
   nginx_it("store:touch renews only the caller's own live claim", function()

@@ -10,6 +10,10 @@
 --   srv:requests()     -- array of { method, path, headers = {[lower] = v}, body, time }
 --   srv:stop()         -- idempotent; always call it (finally)
 --
+-- A linq.client against a fresh server, for each case of a spec file:
+--   local with_server = flaky.with_client{ api_key = KEY, log = false }
+--   with_server(steps, { max_retries = 0 }, function(client, srv) ... end)
+--
 -- Step fields (one step per request, in order; the last step repeats):
 --   status, headers, body   the response (Content-Length added unless `raw`)
 --   delay = s               sleep before answering (the request is logged first)
@@ -297,6 +301,43 @@ function Server:stop()
     os.execute("kill " .. self.pid .. " 2>/dev/null")
     self.pid = nil
     os.execute("rm -rf " .. sh_quote(self.dir))
+  end
+end
+
+--- Fixtures for steps: a webhook subscription as the API returns it, and
+-- the JSON Content-Type header.
+M.SUB = '{"id":"sub_1","target_url":"https://example.com/hook","subscribed_events":["message.sent"],'
+  .. '"is_active":true,"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z",'
+  .. '"phone_numbers":null}'
+M.JSON = { ["Content-Type"] = "application/json" }
+
+--- A runner for cases that each need a linq.client on a fresh server:
+-- with_client(defaults) returns with_server(steps, client_opts, fn), which
+-- starts the server with `steps`, makes a client with the options
+-- { base_url = srv.url .. "/api/partner", timeout = 5 }, then `defaults`,
+-- then `client_opts` (later ones win), calls fn(client, srv), and always
+-- closes the client and stops the server, re-raising fn's error.
+function M.with_client(defaults)
+  return function(steps, client_opts, fn)
+    local srv = M.start(steps)
+    local opts = { base_url = srv.url .. "/api/partner", timeout = 5 }
+    for _, t in ipairs({ defaults or {}, client_opts or {} }) do
+      for k, v in pairs(t) do
+        opts[k] = v
+      end
+    end
+    local client
+    local ok, err = pcall(function()
+      client = require("linqwebhooks").client(opts)
+      fn(client, srv)
+    end)
+    if client then
+      client:close()
+    end
+    srv:stop()
+    if not ok then
+      error(err, 0)
+    end
   end
 end
 

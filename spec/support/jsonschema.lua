@@ -6,6 +6,7 @@
 --
 --   local check = require("support.jsonschema").check
 --   local ok, problems = check(schema, value, { no_extra = true, allow_extra = { ["$.x"] = true } })
+--   require("support.jsonschema").deep_equal(a, b[, metatables])  -- see below
 --
 -- no_extra: properties not named by an object schema are violations (the
 -- reference's own rule for its examples: "no fields outside the schema");
@@ -50,15 +51,22 @@ local function type_ok(want, got)
   return want == got or (want == "number" and got == "integer")
 end
 
-local function deep_equal(a, b)
+--- Structural equality of two decoded values: tables member by member, NaN
+-- equal to NaN. With `metatables` true, tables must also have the same
+-- metatable, at every level (marked arrays, event classes): spec/17 compares
+-- decoded events with it.
+local function deep_equal(a, b, metatables)
   if type(a) ~= type(b) then
     return false
   end
   if type(a) ~= "table" then
-    return a == b
+    return a == b or (a ~= a and b ~= b)
+  end
+  if metatables and getmetatable(a) ~= getmetatable(b) then
+    return false
   end
   for k, v in pairs(a) do
-    if not deep_equal(v, b[k]) then
+    if not deep_equal(v, b[k], metatables) then
       return false
     end
   end
@@ -69,6 +77,8 @@ local function deep_equal(a, b)
   end
   return true
 end
+
+M.deep_equal = deep_equal
 
 local validate
 

@@ -13,7 +13,14 @@
 --   local res = srv:request("POST", "/t", { ["x-a"] = "1" }, "body")
 --   -- res = { status = n, headers = { [lowercase] = value }, body = s } or nil, msg
 --   srv:errors()       -- [error]/[crit]/[alert]/[emerg] lines of the error log
+--   srv:wait_log(pat)  -- the error log once it matches pat (waits up to 2 s)
 --   srv:stop()         -- idempotent; always call it (finally / teardown)
+--
+-- One nginx for all the cases of a describe block (started in setup, stopped
+-- in teardown, cases pending with the reason where nginx is missing):
+--   local site = nginx.suite({ setup = setup, teardown = teardown, it = it,
+--                              pending = pending }, { server = "..." })
+--   site.it("answers", function() assert(site.srv:request("GET", "/t")) end)
 --
 -- The nginx Lua module runs OpenResty's LuaJIT, so the C module loaded in
 -- nginx is the `make luajit` build (build/jit). start() runs `make -s luajit`
@@ -288,6 +295,35 @@ local function process_alive(pid)
   return pid and run("kill -0 " .. pid .. " 2>/dev/null")
 end
 
+--- One nginx shared by the cases of a describe block. Call it in the
+-- describe body with busted's functions (b = { setup, teardown, it,
+-- pending }) and the options of M.start. Returns a table `site`:
+--   site.srv        the running server (set in setup(), stopped in teardown())
+--   site.it(name, fn)  b.it where nginx is available; where it is not,
+--                   b.pending with the reason (nginx is then never started)
+function M.suite(b, opts)
+  local ok, why = M.available()
+  local site = {}
+  b.setup(function()
+    if ok then
+      site.srv = M.start(opts)
+    end
+  end)
+  b.teardown(function()
+    if site.srv then
+      site.srv:stop()
+    end
+  end)
+  function site.it(name, fn)
+    if ok then
+      b.it(name, fn)
+    else
+      b.pending(name .. " (" .. tostring(why) .. ")")
+    end
+  end
+  return site
+end
+
 --- Stops nginx (fast shutdown), waits for the master to exit, removes the prefix.
 -- Keeps the prefix when LINQWH_KEEP_NGINX is set (for debugging).
 function Server:stop()
@@ -322,6 +358,21 @@ function Server:log()
     return self._log or ""
   end
   return read_file(self.log_path) or ""
+end
+
+--- The error log text once it contains `pattern` (a Lua pattern; plain
+-- text with `plain` true), polling for up to 2 s; the text as it is then
+-- when it never does (the caller's assertion reports it).
+function Server:wait_log(pattern, plain)
+  local text
+  for _ = 1, 100 do
+    text = self:log()
+    if text:find(pattern, 1, plain) then
+      return text
+    end
+    sleep(0.02)
+  end
+  return text
 end
 
 --- Lines of level error or worse, minus those matching any of the Lua
