@@ -145,4 +145,91 @@ describe("event decoding: deferred data", function()
     end
     assert.is_true(lazy > MUTATIONS / 30)
   end)
+
+  -- event:text() joins the text parts in C from the JSON text of the parts
+  -- array (scan.parts_text, linqwh_parts_text), no Lua table built
+  local function body(data)
+    return '{"event_type":"message.received","event_id":"x","data":' .. data .. '}'
+  end
+
+  it("event:text() joins the parts in C and gives what the full decode gives", function()
+    local P = '{"type":"text","value":'
+    local cases = {
+      '{"parts":[' .. P .. '"a"},' .. P .. '"b"}]}',
+      '{"parts":[]}',
+      '{"parts":[null,7,"s",[],' .. P .. '"x"}]}',
+      '{"parts":[{"type":"text","value":"first","value":"last","type":"text"}]}', -- last wins
+      '{"parts":[{"type":"text","value":"v","type":"media"}]}',
+      '{"parts":[{"type":"Text","value":"v"},{"type":"text"},{"value":"v"},{"type":"text","value":null}]}',
+      '{"parts":[{"type":"text","value":5},{"type":"text","value":{"a":1}},' .. P .. '""}]}',
+      '{"parts":[' .. P .. '"line\\nbreak \\"quoted\\" back\\\\slash \\/ \\t\\b\\f\\r"}]}',
+      '{"parts":[' .. P .. '"caf\\u00e9 \\u20ac \\u0041"}]}',
+      '{"parts":[' .. P .. '"\\ud83d\\ude00"}]}',                    -- surrogates: decoder
+      '{"parts":[' .. P .. '"nul\\u0000inside"}]}',                  -- NUL: decoder
+      '{"parts":[' .. P .. '"not a nul \\\\u0000"}]}',
+      '{"parts":[{"ty\\u0070e":"text","v\\u0061lue":"escaped names"}]}',
+      '{"parts":[' .. P .. '"raw \200\201 bytes"}]}',
+      '{"parts":[' .. P .. '"' .. string.rep("long ", 20000) .. '"},' .. P .. '"tail"}]}',
+      '{"parts":{},"message":{"parts":[' .. P .. '"m"}]}}',
+      '{"parts":"str","message":{"parts":[' .. P .. '"m"}]}}',
+      '{"parts":null,"message":{"parts":[' .. P .. '"m1"},' .. P .. '"m2"}]}}',
+      '{"message":{"parts":{"0":' .. P .. '"m"}}}}',
+      '{"message":{"parts":[' .. P .. '"m"}],"parts":[]}}',
+      '{"message":"m","part":{"text":"edited"}}',
+      '{"parts":[' .. P .. '"a"}],"parts":[' .. P .. '"b"}]}',
+      '{"parts":[[' .. P .. '"nested"}]]}',
+      '{"parts":[' .. P .. '"a"} , ' .. P .. '"b"} ]}',
+      '{"typing":true}',
+    }
+    local lazy = 0
+    for _, data in ipairs(cases) do
+      if check(body(data)) == "lazy" then
+        lazy = lazy + 1
+      end
+    end
+    -- all but the surrogate pair (the envelope scan is unsure of it: eager)
+    assert.are.equal(#cases - 1, lazy)
+  end)
+
+  it("event:text() takes the C join when the parts are an array (and not otherwise)", function()
+    local scan = require "linqwebhooks.scan"
+    local real = scan.parts_text
+    local calls = 0
+    scan.parts_text = function(...)
+      calls = calls + 1
+      return real(...)
+    end
+    package.loaded["linqwebhooks.event"] = nil
+    local ok, err = pcall(function()
+      local ev_mod = require "linqwebhooks.event"
+      local ev = ev_mod.decode(SAMPLE, {})
+      assert.are.equal("Hello!", ev:text())
+      assert.are.equal(1, calls)
+      assert.is_nil(rawget(ev, "data"))
+      ev = ev_mod.decode(body('{"message":{"parts":[{"type":"text","value":"2025"}]}}'), {})
+      assert.are.equal("2025", ev:text())
+      assert.are.equal(2, calls)
+      ev = ev_mod.decode(body('{"part":{"text":"edited"}}'), {})
+      assert.are.equal("edited", ev:text())
+      assert.are.equal(2, calls) -- data.part: through event:parts()
+      ev = ev_mod.decode(body('{"parts":[{"type":"text","value":"nul\\u0000"}]}'), {})
+      assert.are.equal("nul\0", ev:text()) -- the join declines, the decoder answers
+      assert.are.equal(3, calls)
+    end)
+    scan.parts_text = real
+    package.loaded["linqwebhooks.event"] = nil
+    require "linqwebhooks.event"
+    assert(ok, err)
+  end)
+
+  it("scan.parts_text checks its range and declines what is not an array", function()
+    local scan = require "linqwebhooks.scan"
+    local s = 'xx[{"type":"text","value":"a"},{"type":"text","value":"b"}]yy'
+    assert.are.equal("a\nb", scan.parts_text(s, 3, #s - 2))
+    assert.is_nil(scan.parts_text('{"a":1}', 1, 7))
+    assert.is_nil(scan.parts_text("[", 1, 1))
+    assert.is_nil(scan.parts_text('[{"type":"text","value":"a"}] x', 1, 31))
+    assert.are.equal("", scan.parts_text("[]", 1, 2))
+  end)
 end)
+

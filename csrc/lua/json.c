@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "linqwebhooks.h"
 #include "lwh_lua.h"
 
 #define LWH_JSON_MAX_DEPTH 128
@@ -998,6 +999,115 @@ static int lwh_l_json_members(lua_State *L)
     return 1 + 3 * n;
 }
 
+/* ------------------------------------------------------------ parts text */
+
+/*
+ * linqwh_parts_text: event:text() without building Lua tables. text[0..len)
+ * is the JSON array of an event's message parts, taken from a scan of
+ * linqwh_json_members that answered 1 (so it is strict JSON the decoder
+ * accepts). out gets the "value" of every element that is an object whose
+ * "type" is the string "text" and whose "value" is a string, joined with
+ * "\n" (*outlen bytes, no NUL added): what event:text() computes from the
+ * decoded array, a repeated member counting as its last occurrence, as in
+ * the decoder. Returns 1; or 0 when the caller must decode instead: not an
+ * array, a \u0000 escape (a NUL inside a string is the decoder's business),
+ * cJSON out of memory, or out too small (cap >= len always suffices).
+ */
+LINQWH_API int linqwh_parts_text(const char *text, size_t len, char *out, size_t cap,
+                                 size_t *outlen);
+
+/* Whether a JSON text holds the escape \u0000 (an escaped backslash before
+ * "u0000" is skipped as such). */
+static int lwh_has_escaped_nul(const char *s, size_t len)
+{
+    const char *p = s, *e = s + len;
+    while (e - p >= 2 && (p = memchr(p, '\\', (size_t)(e - p))) != NULL) {
+        if (e - p >= 6 && p[1] == 'u' && p[2] == '0' && p[3] == '0' && p[4] == '0' && p[5] == '0')
+            return 1;
+        p += 2; /* the backslash and the character it escapes */
+    }
+    return 0;
+}
+
+/* The last member of a cJSON object named name, or NULL. */
+static const cJSON *lwh_last_member(const cJSON *obj, const char *name)
+{
+    const cJSON *ch, *found = NULL;
+    for (ch = obj->child; ch; ch = ch->next)
+        if (ch->string && strcmp(ch->string, name) == 0)
+            found = ch;
+    return found;
+}
+
+int linqwh_parts_text(const char *text, size_t len, char *out, size_t cap, size_t *outlen)
+{
+    const char *end = NULL;
+    const cJSON *item;
+    cJSON *root;
+    size_t n = 0;
+    int ok = 1, first = 1;
+
+    if (!outlen)
+        return 0;
+    *outlen = 0;
+    if (!text || !out || len < 2 || text[0] != '[' || lwh_has_escaped_nul(text, len))
+        return 0;
+    root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!root || end != text + len || !cJSON_IsArray(root)) {
+        cJSON_Delete(root);
+        return 0;
+    }
+    for (item = root->child; item && ok; item = item->next) {
+        const cJSON *type, *value;
+        size_t vlen, sep;
+        if (!cJSON_IsObject(item))
+            continue;
+        type = lwh_last_member(item, "type");
+        value = lwh_last_member(item, "value");
+        if (!type || !cJSON_IsString(type) || !type->valuestring || strcmp(type->valuestring, "text") != 0 ||
+            !value || !cJSON_IsString(value) || !value->valuestring)
+            continue;
+        vlen = strlen(value->valuestring);
+        sep = first ? 0 : 1;
+        if (vlen + sep > cap - n) {
+            ok = 0;
+            break;
+        }
+        if (sep)
+            out[n++] = '\n';
+        memcpy(out + n, value->valuestring, vlen);
+        n += vlen;
+        first = 0;
+    }
+    cJSON_Delete(root);
+    if (ok)
+        *outlen = n;
+    return ok;
+}
+
+/* core.parts_text(text, first, last) -> string | nil
+ * The Lua face of linqwh_parts_text on text:sub(first, last) (linqwebhooks.scan
+ * uses it where there is no FFI): nil when the caller must decode instead. */
+static int lwh_l_parts_text(lua_State *L)
+{
+    size_t len, outlen = 0;
+    const char *text = luaL_checklstring(L, 1, &len);
+    lua_Integer first = luaL_checkinteger(L, 2);
+    lua_Integer last = luaL_checkinteger(L, 3);
+    size_t n;
+    char *out;
+    if (first < 1 || last < first - 1 || (size_t)last > len)
+        return luaL_argerror(L, 2, "range out of the string");
+    n = (size_t)(last - first + 1);
+    out = lua_newuserdata(L, n ? n : 1); /* scratch, collected */
+    if (!linqwh_parts_text(text + (first - 1), n, out, n, &outlen)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushlstring(L, out, outlen);
+    return 1;
+}
+
 /* ------------------------------------------------------------------ open */
 
 void lwh_json_open(lua_State *L)
@@ -1006,6 +1116,7 @@ void lwh_json_open(lua_State *L)
         {"json_decode", lwh_l_json_decode},
         {"json_encode", lwh_l_json_encode},
         {"json_members", lwh_l_json_members},
+        {"parts_text", lwh_l_parts_text},
         {NULL, NULL},
     };
     luaL_newmetatable(L, LWH_JSON_ARRAY_MT);

@@ -41,11 +41,14 @@ end
 local byte = string.byte
 local OPEN_ARRAY, OPEN_OBJECT = 91, 123
 local parts_spans = scan.available and scan.parts_spans or nil
-local lazy_parts -- below
+local parts_text = scan.available and scan.parts_text or nil
+local lazy_parts, lazy_text -- below
 
 Lazy.__index = function(e, k)
   if k == "parts" then
     return lazy_parts
+  elseif k == "text" then
+    return lazy_text
   elseif k == "data" then
     local first, last = rawget(e, "_data_first"), rawget(e, "_data_last")
     local v
@@ -113,6 +116,35 @@ lazy_parts = function(e)
     return { { type = "text", value = part.text, index = part.index } }
   end
   return nil
+end
+
+--- event:text() of an event whose data is not decoded yet: the same result
+-- as Event.text, with the text parts joined in C from the JSON text of the
+-- parts array (linqwh_parts_text), no Lua table built. Whatever that does not
+-- cover (no parts array, data.part, an object for parts, a \u0000 escape)
+-- goes through event:parts() as before.
+lazy_text = function(e)
+  local first, last, raw = rawget(e, "_data_first"), rawget(e, "_data_last"), rawget(e, "raw")
+  if parts_text and rawget(e, "data") == nil and first and byte(raw, first) == OPEN_OBJECT then
+    local ok, pa, pb, ma, mb = parts_spans(raw, first, last)
+    if ok then
+      local a, b
+      local c = pa and byte(raw, pa)
+      if c == OPEN_ARRAY then
+        a, b = pa, pb
+      elseif c ~= OPEN_OBJECT and ma and byte(raw, ma) == OPEN_OBJECT then
+        local mok, x, y = parts_spans(raw, ma, mb, true)
+        if mok and x and byte(raw, x) == OPEN_ARRAY then
+          a, b = x, y
+        end
+      end
+      local text = a and parts_text(raw, a, b)
+      if text then
+        return text
+      end
+    end
+  end
+  return Event.text(e)
 end
 
 --- Decodes a raw body into an event. Returns nil, err (reason "invalid_json")

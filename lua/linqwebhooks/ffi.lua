@@ -64,6 +64,7 @@ int linqwh_sign_legacy(const linqwh_keyring *kr, size_t key_index, const char *t
 int linqwh_envelope_scan(const char *body, size_t len, int64_t *spans, int *kinds);
 int linqwh_json_members(const char *text, size_t len, const char *const *names, int n,
                         int64_t *spans, int *kinds);
+int linqwh_parts_text(const char *text, size_t len, char *out, size_t cap, size_t *outlen);
 ]])
 if not cdef_ok then
   -- declared already by another copy of this module (e.g. a second package.path entry)
@@ -627,6 +628,36 @@ function M.bind_verify(k, scheme, tolerance, clock, error_mt)
     return nil, setmetatable({ kind = "verification", reason = REASON[st], message = detail,
                                skew = skew }, error_mt)
   end
+end
+
+---------------------------------------------------------------- parts text
+
+-- a reused output buffer (grown to the largest array seen, up to 64 KB;
+-- larger arrays get their own)
+local TEXT_MAX_KEEP = 65536
+local text_buf, text_cap = nil, 0
+local TEXT_LEN = ffi_new("size_t[1]")
+
+--- parts_text(text, first, last) -> string | nil
+-- The text parts of the JSON array text:sub(first, last) joined with "\n",
+-- as event:text() computes them; nil when it must be decoded instead
+-- (csrc/lua/json.c, linqwh_parts_text).
+function M.parts_text(text, first, last)
+  local n = last - first + 1
+  if n < 2 then
+    return nil
+  end
+  local buf = text_buf
+  if n > text_cap then
+    buf = ffi_new("char[?]", n)
+    if n <= TEXT_MAX_KEEP then
+      text_buf, text_cap = buf, n
+    end
+  end
+  if C.linqwh_parts_text(ffi.cast("const char *", text) + (first - 1), n, buf, n, TEXT_LEN) ~= 1 then
+    return nil
+  end
+  return ffi_string(buf, TEXT_LEN[0])
 end
 
 return M

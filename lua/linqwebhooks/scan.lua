@@ -9,6 +9,9 @@
 --   scan.parts_spans(text, first, last, only_parts) -> ok, then the value
 --       ranges (first, last) of "parts", "message", "part" in the object
 --       text:sub(first, last) (nil, nil when absent)
+--   scan.parts_text(text, first, last) -> the text parts of the JSON array
+--       text:sub(first, last) joined with "\n" (event:text()), or nil when
+--       it must be decoded instead (linqwh_parts_text, csrc/lua/json.c)
 --
 -- Under LuaJIT through the FFI (linqwebhooks.ffi); elsewhere through the
 -- Lua C function core.json_members (csrc/lua/json.c); both call
@@ -21,10 +24,12 @@ if fast.available then
   M.available = true
   M.envelope = fast.envelope
   M.parts_spans = fast.parts_spans
+  M.parts_text = fast.parts_text
   return M
 end
 
 local members = require("linqwebhooks.core").json_members
+M.parts_text = require("linqwebhooks.core").parts_text
 if type(members) ~= "function" then
   return M
 end
