@@ -495,11 +495,20 @@ static int lwh_error2(lua_State *L, const char *fmt, ...)
 #define LWH_UV_BREASON 14
 #define LWH_UV_BMESSAGE 15
 #define LWH_UV_BNORM 16
-#define LWH_NBOUND 16
+#define LWH_UV_BCONF 17 /* lwh_bound: upvalues 1, 8, 9, 10 read once, as C values */
+#define LWH_NBOUND 17
+
+typedef struct lwh_bound {
+    lwh_lkeyring *k; /* upvalue 1's memory (the userdata is kept alive by it) */
+    linqwh_scheme scheme;
+    int64_t tolerance;
+    int has_clock;
+} lwh_bound;
 
 static int lwh_l_bound_verify(lua_State *L)
 {
-    lwh_lkeyring *k = lua_touserdata(L, lua_upvalueindex(1));
+    const lwh_bound *b = lua_touserdata(L, lua_upvalueindex(LWH_UV_BCONF));
+    lwh_lkeyring *k = b->k;
     size_t blen;
     const char *body, *herr;
     lwh_header_read rd;
@@ -511,7 +520,7 @@ static int lwh_l_bound_verify(lua_State *L)
     if (lua_type(L, 2) != LUA_TSTRING)
         return lwh_error2(L, "verifier:verify: argument 'body' must be a string (the raw request body), got %s",
                           luaL_typename(L, 2));
-    lua_settop(L, 3);
+    lua_settop(L, 4); /* slot 4: the webhook-id string, once read */
     {
         int t = lua_type(L, 3);
         /* the common case, a plain table, costs one lua_getmetatable */
@@ -532,8 +541,9 @@ static int lwh_l_bound_verify(lua_State *L)
     }
     if (!k->kr)
         return lwh_error2(L, "verifier:verify: the verifier is closed");
-    o.tolerance = (int64_t)lua_tonumber(L, lua_upvalueindex(LWH_UV_BTOL));
-    if (lua_isnil(L, lua_upvalueindex(LWH_UV_BCLOCK))) {
+    o.tolerance = b->tolerance;
+    o.scheme = b->scheme;
+    if (!b->has_clock) {
         /* the system clock; not read when the timestamp check is off */
         o.now = o.tolerance >= 0 ? (int64_t)time(NULL) : 0;
     } else {
@@ -550,9 +560,7 @@ static int lwh_l_bound_verify(lua_State *L)
         }
         lua_pop(L, 1);
     }
-    o.scheme = (linqwh_scheme)lua_tointeger(L, lua_upvalueindex(LWH_UV_BSCHEME));
     body = lua_tolstring(L, 2, &blen);
-    lua_settop(L, 4); /* slot 4: the webhook-id string */
     lwh_read_headers(L, 3, &h, &rd, 4);
     if ((herr = lwh_header_error(&rd, o.scheme)) != NULL) {
         st = LINQWH_INVALID_HEADERS;
@@ -611,6 +619,16 @@ static int lwh_l_bind_verify(lua_State *L)
     lua_pushliteral(L, "reason");
     lua_pushliteral(L, "message");
     lua_pushvalue(L, 6);
+    {
+        lwh_bound *b = lua_newuserdata(L, sizeof *b); /* plain memory, nothing to free */
+        lua_Integer sc = lua_tointeger(L, 2);
+        if (sc < 0 || sc > 2)
+            return luaL_argerror(L, 2, "scheme must be 0, 1 or 2");
+        b->k = lua_touserdata(L, 1);
+        b->scheme = (linqwh_scheme)sc;
+        b->tolerance = (int64_t)lua_tonumber(L, 3);
+        b->has_clock = !lua_isnil(L, 4);
+    }
     lua_pushcclosure(L, lwh_l_bound_verify, LWH_NBOUND);
     return 1;
 }
