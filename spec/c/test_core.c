@@ -272,6 +272,19 @@ static void run_api_checks(void)
     CHECK(!strcmp(linqwh_status_reason(LINQWH_TIMESTAMP_TOO_OLD), "timestamp_too_old"), "reason");
 }
 
+/* Standard headers for id "msg_1", timestamp "1000000" and the signature
+ * header sig (the skew and lazy-parse checks). */
+static void msg1_headers(linqwh_headers *h, const char *sig)
+{
+    memset(h, 0, sizeof *h);
+    h->id = "msg_1";
+    h->id_len = 5;
+    h->timestamp = "1000000";
+    h->timestamp_len = 7;
+    h->signature = sig;
+    h->signature_len = strlen(sig);
+}
+
 /* Clock skew: an authentic delivery outside the window is still refused,
  * with linqwh_result.skew = timestamp - now; a forged one gets no skew.
  * verify_begin reports its failure detail. */
@@ -291,13 +304,7 @@ static void run_skew_checks(const char *tmpdir)
     CHECK(linqwh_keyring_new(&kr, &s, &len, 1, NULL, 0) == LINQWH_OK, "skew: keyring");
     CHECK(linqwh_sign_standard(kr, 0, "msg_1", 5, "1000000", 7, body, strlen(body), sig) == LINQWH_OK,
           "skew: sign");
-    memset(&h, 0, sizeof h);
-    h.id = "msg_1";
-    h.id_len = 5;
-    h.timestamp = "1000000";
-    h.timestamp_len = 7;
-    h.signature = sig;
-    h.signature_len = strlen(sig);
+    msg1_headers(&h, sig);
 
     CHECK(linqwh_verify(kr, &h, body, strlen(body), &o, &r) == LINQWH_TIMESTAMP_TOO_OLD &&
           r.skew == -412 && r.timestamp == 1000000 && strstr(r.detail, "clock") != NULL,
@@ -374,13 +381,7 @@ static void run_lazy_signature_checks(void)
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         linqwh_status st1, st2;
         snprintf(hdr, sizeof hdr, cases[i].fmt, sig);
-        memset(&h, 0, sizeof h);
-        h.id = "msg_1";
-        h.id_len = 5;
-        h.timestamp = "1000000";
-        h.timestamp_len = 7;
-        h.signature = hdr;
-        h.signature_len = strlen(hdr);
+        msg1_headers(&h, hdr);
         st1 = linqwh_verify(kr, &h, body, strlen(body), &o, &r1);
         st2 = linqwh_verify_begin(&ctx, kr, &h, &o, &r2);
         if (st2 == LINQWH_OK) {
