@@ -4,7 +4,8 @@
 local nginx = require "support.nginx"
 local flaky = require "support.flaky_server"
 
-local available, why = nginx.available()
+-- busted's functions, for nginx.suite (one nginx per describe block)
+local BUSTED = { setup = setup, teardown = teardown, it = it, pending = pending }
 
 local function sh(cmd)
   local ok = os.execute(cmd)
@@ -38,18 +39,16 @@ local function make_certs(dir)
 end
 
 describe("linqwebhooks.transport #nginx", function()
-  local srv, certdir, tls_port, bad_port, dead_port
+  local certdir, tls_port, bad_port, dead_port
 
-  setup(function()
-    if not available then
-      return
-    end
+  -- the options need the certificates and the ports: made in setup
+  local site = nginx.suite(BUSTED, function()
     local p = io.popen("mktemp -d /tmp/linqwh-certs.XXXXXX")
     certdir = p:read("*l")
     p:close()
     make_certs(certdir)
     tls_port, bad_port, dead_port = nginx.free_port(), nginx.free_port(), nginx.free_port()
-    srv = nginx.start{
+    return {
       worker_processes = 2,
       http = [[
   lua_shared_dict results 1m;
@@ -135,30 +134,21 @@ describe("linqwebhooks.transport #nginx", function()
 ]],
     }
   end)
+  local nginx_it = site.it
 
   teardown(function()
-    if srv then
-      srv:stop()
-    end
     if certdir then
       sh("rm -rf '" .. certdir .. "'")
     end
   end)
 
   local function run(code)
+    local srv = site.srv
     local res, err = srv:request("POST", "/run", nil, "local PORT = " .. srv.port .. " local TLS = "
       .. tls_port .. " local BAD = " .. bad_port .. " local DEAD = " .. dead_port .. "\n" .. code)
     assert.is_nil(err)
     assert.are.equal(200, res.status, res.body)
     return res.body
-  end
-
-  local function nginx_it(name, fn)
-    if available then
-      it(name, fn)
-    else
-      pending(name .. " (" .. tostring(why) .. ")")
-    end
   end
 
   nginx_it("selects the resty transport in the content phase and reads a content-length body", function()
@@ -201,7 +191,7 @@ describe("linqwebhooks.transport #nginx", function()
         { ["X-Test"] = "yes", ["Content-Type"] = "application/json" }, '{"a":1}'))
       ngx.print(res.status, "|", res.body, "|", res.headers["x-twice"])
     ]])
-    assert.are.equal("201|PATCH|yes|7|127.0.0.1:" .. srv.port .. '|{"a":1}|a, b', out)
+    assert.are.equal("201|PATCH|yes|7|127.0.0.1:" .. site.srv.port .. '|{"a":1}|a, b', out)
   end)
 
   nginx_it("connects to an IPv6 literal URL (brackets for nginx, Host with brackets)", function()
@@ -210,7 +200,7 @@ describe("linqwebhooks.transport #nginx", function()
       local res, kind, msg = t:request("GET", "http://[::ffff:127.0.0.1]:" .. PORT .. "/up/echo")
       ngx.print(res and res.body or (kind .. "|" .. msg))
     ]])
-    assert.are.equal("GET|nil|nil|[::ffff:127.0.0.1]:" .. srv.port .. "|", out)
+    assert.are.equal("GET|nil|nil|[::ffff:127.0.0.1]:" .. site.srv.port .. "|", out)
   end)
 
   nginx_it("sends Content-Length: 0 on a POST without body", function()
@@ -219,7 +209,7 @@ describe("linqwebhooks.transport #nginx", function()
       local res = assert(t:request("POST", "http://127.0.0.1:" .. PORT .. "/up/echo", {}))
       ngx.print(res.body)
     ]])
-    assert.are.equal("POST|nil|0|127.0.0.1:" .. srv.port .. "|", out)
+    assert.are.equal("POST|nil|0|127.0.0.1:" .. site.srv.port .. "|", out)
   end)
 
   nginx_it("refuses bodies over max_body with detail too_large", function()
@@ -429,14 +419,14 @@ describe("linqwebhooks.transport #nginx", function()
   end)
 
   nginx_it("refuses any transport in set_by_lua, saying to use ngx.timer.at", function()
-    local res = assert(srv:request("GET", "/phase/set"))
+    local res = assert(site.srv:request("GET", "/phase/set"))
     assert.are.equal(200, res.status)
     assert.matches("^false|.*no HTTP transport in nginx's 'set' phase: cosockets are disabled there"
       .. " and the libcurl transport would block the whole nginx worker%..*ngx%.timer%.at%(0, ", res.body)
   end)
 
   nginx_it("refuses any transport in log_by_lua", function()
-    assert.are.equal(200, assert(srv:request("GET", "/phase/log")).status)
+    assert.are.equal(200, assert(site.srv:request("GET", "/phase/log")).status)
     -- the log phase runs after the answer: poll the dict it writes
     local body
     for _ = 1, 100 do
@@ -448,7 +438,7 @@ describe("linqwebhooks.transport #nginx", function()
   end)
 
   nginx_it("refuses to create a client in log_by_lua (it would block the worker)", function()
-    assert.are.equal(200, assert(srv:request("GET", "/phase/log_client")).status)
+    assert.are.equal(200, assert(site.srv:request("GET", "/phase/log_client")).status)
     local body
     for _ = 1, 100 do
       body = run([[ ngx.print(tostring(ngx.shared.results:get("log_client"))) ]])
@@ -459,7 +449,7 @@ describe("linqwebhooks.transport #nginx", function()
   end)
 
   nginx_it("refuses even an explicit resty transport in header_filter_by_lua", function()
-    local res = assert(srv:request("GET", "/phase/header_filter"))
+    local res = assert(site.srv:request("GET", "/phase/header_filter"))
     assert.matches("^false|.*no HTTP transport in nginx's 'header_filter' phase", res.headers["x-select"])
   end)
 
@@ -473,7 +463,7 @@ describe("linqwebhooks.transport #nginx", function()
   end)
 
   nginx_it("leaves no unexpected [error] lines in the error log", function()
-    local errs = srv:errors({
+    local errs = site.srv:errors({
       "connect%(%) failed %(111: Connection refused%)",
       "lua tcp socket read timed out",
       "lua ssl certificate verify error",

@@ -6,23 +6,13 @@ local nginx = require "support.nginx"
 local socket = require "socket"
 local linq = require "linqwebhooks"
 
-local available, why = nginx.available()
-
-local function nginx_it(name, fn)
-  if available then
-    it(name, fn)
-  else
-    pending(name .. " (" .. tostring(why) .. ")")
-  end
-end
+-- busted's functions, for nginx.suite (one nginx per describe block)
+local BUSTED = { setup = setup, teardown = teardown, it = it, pending = pending }
 
 describe("examples/nginx #nginx", function()
-  local emu, emu_port, client, sub, srv
+  local emu, emu_port, client, sub
 
-  setup(function()
-    if not available then
-      return
-    end
+  local site = nginx.suite(BUSTED, function()
     emu = require("linqwebhooks.emulator").spawn{ api_key = "k_example" }
     emu_port = tonumber(emu.url:match(":(%d+)$"))
     client = linq.client{ api_key = "k_example", base_url = emu.api_url, allow_http_targets = true,
@@ -31,18 +21,21 @@ describe("examples/nginx #nginx", function()
     -- and the subscription then points at nginx's port
     sub = assert(client.webhook_subscriptions:create{ target_url = "http://127.0.0.1:9/placeholder",
                                                       subscribed_events = { "message.received" } })
-    srv = nginx.start{ example = true, env = {
+    return { example = true, env = {
       LINQ_WEBHOOK_SECRET = sub.signing_secret,
       LINQ_API_V3_API_KEY = "k_example",
       LINQ_API_V3_BASE_URL = emu.api_url,
     } }
-    assert(sub:update{ target_url = srv.url .. "/linq/webhooks" })
+  end)
+  local nginx_it = site.it
+
+  setup(function()
+    if site.srv then
+      assert(sub:update{ target_url = site.srv.url .. "/linq/webhooks" })
+    end
   end)
 
   teardown(function()
-    if srv then
-      srv:stop()
-    end
     if client then
       client:close()
     end
@@ -52,7 +45,7 @@ describe("examples/nginx #nginx", function()
   end)
 
   nginx_it("answers its health check", function()
-    local res = assert(srv:request("GET", "/healthz"))
+    local res = assert(site.srv:request("GET", "/healthz"))
     assert.are.equal(200, res.status)
     assert.are.equal("ok\n", res.body)
   end)
@@ -78,25 +71,25 @@ describe("examples/nginx #nginx", function()
   end)
 
   nginx_it("lists the subscriptions through the cosocket client in a content handler", function()
-    local res = assert(srv:request("GET", "/linq/subscriptions"))
+    local res = assert(site.srv:request("GET", "/linq/subscriptions"))
     assert.are.equal(200, res.status, res.body)
-    assert.are.equal(sub.id .. " " .. srv.url .. "/linq/webhooks active\n", res.body)
+    assert.are.equal(sub.id .. " " .. site.srv.url .. "/linq/webhooks active\n", res.body)
   end)
 
   nginx_it("answers 401 to a forgery and 200 to a body signed with the secret", function()
     local body = '{"event_type":"message.received","event_id":"evt-example-1","data":{}}'
     local h = linq.sign{ secret = sub.signing_secret, body = body }
-    assert.are.equal(401, assert(srv:request("POST", "/linq/webhooks", h, body .. "\n")).status)
+    assert.are.equal(401, assert(site.srv:request("POST", "/linq/webhooks", h, body .. "\n")).status)
     local wrong = linq.sign{ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", body = body }
-    assert.are.equal(401, assert(srv:request("POST", "/linq/webhooks", wrong, body)).status)
-    local ok = assert(srv:request("POST", "/linq/webhooks", h, body))
+    assert.are.equal(401, assert(site.srv:request("POST", "/linq/webhooks", wrong, body)).status)
+    local ok = assert(site.srv:request("POST", "/linq/webhooks", h, body))
     assert.are.equal(200, ok.status)
     assert.are.equal("ok", ok.body)
     -- the same delivery again: a duplicate, not dispatched again
-    assert.are.equal("duplicate", assert(srv:request("POST", "/linq/webhooks", h, body)).body)
+    assert.are.equal("duplicate", assert(site.srv:request("POST", "/linq/webhooks", h, body)).body)
   end)
 
   nginx_it("leaves no [error] lines in the error log", function()
-    assert.are.same({}, srv:errors())
+    assert.are.same({}, site.srv:errors())
   end)
 end)

@@ -10,6 +10,9 @@ local util = require "support.util"
 local json = require "linqwebhooks.json"
 local linq = require "linqwebhooks"
 
+-- busted's functions, for nginx.suite (one nginx per describe block)
+local BUSTED = { setup = setup, teardown = teardown, it = it, pending = pending }
+
 local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw7Jxx2Oll+OE="
 local q = util.sh_quote
 
@@ -115,17 +118,14 @@ describe("recipe: lua-http server (examples/frameworks/lua_http_server.lua, LuaJ
 end)
 
 describe("recipe: OpenResty handler owning its response (openresty.process) #nginx", function()
-  local srv
-
-  setup(function()
-    srv = nginx.start {
-      main = "env LINQ_WEBHOOK_SECRET;",
-      env = { LINQ_WEBHOOK_SECRET = SECRET },
-      files = {
-        ["lua/openresty_owned.lua"] = util.read_file("examples/frameworks/openresty_owned.lua"),
-      },
-      http = "  lua_shared_dict linq_dedupe 1m;",
-      server = [[
+  local site = nginx.suite(BUSTED, {
+    main = "env LINQ_WEBHOOK_SECRET;",
+    env = { LINQ_WEBHOOK_SECRET = SECRET },
+    files = {
+      ["lua/openresty_owned.lua"] = util.read_file("examples/frameworks/openresty_owned.lua"),
+    },
+    http = "  lua_shared_dict linq_dedupe 1m;",
+    server = [[
     location = /linq/webhooks {
       content_by_lua_block { require("openresty_owned").action() }
     }
@@ -149,19 +149,13 @@ describe("recipe: OpenResty handler owning its response (openresty.process) #ngi
       }
     }
 ]],
-    }
-  end)
+  })
+  local nginx_it = site.it
 
-  teardown(function()
-    if srv then
-      srv:stop()
-    end
-  end)
-
-  it("answers with the application's JSON and headers; a retry is a duplicate", function()
+  nginx_it("answers with the application's JSON and headers; a retry is a duplicate", function()
     local id, body = delivery()
     local h = as_list(linq.sign { secret = SECRET, body = body })
-    local res = assert(srv:request("POST", "/linq/webhooks", h, body))
+    local res = assert(site.srv:request("POST", "/linq/webhooks", h, body))
     assert.equal(200, res.status)
     assert.equal("application/json", res.headers["content-type"])
     assert.equal("message.received", res.headers["x-linq-event"])
@@ -169,37 +163,37 @@ describe("recipe: OpenResty handler owning its response (openresty.process) #ngi
     assert.is_true(doc.ok)
     assert.is_false(doc.duplicate)
     assert.equal(id, doc.event_id)
-    res = assert(srv:request("POST", "/linq/webhooks", h, body))
+    res = assert(site.srv:request("POST", "/linq/webhooks", h, body))
     assert.equal(200, res.status)
     assert.is_true(json.decode(res.body).duplicate)
   end)
 
-  it("a forgery gets 401 with the reason in the application's body; GET gets 405 + Allow", function()
+  nginx_it("a forgery gets 401 with the reason in the application's body; GET gets 405 + Allow", function()
     local _, body = delivery()
     local h = as_list(linq.sign { secret = SECRET, body = body })
-    local res = assert(srv:request("POST", "/linq/webhooks", h, body .. " "))
+    local res = assert(site.srv:request("POST", "/linq/webhooks", h, body .. " "))
     assert.equal(401, res.status)
     local doc = json.decode(res.body)
     assert.is_false(doc.ok)
     assert.equal("no_matching_signature", doc.error)
-    res = assert(srv:request("GET", "/linq/webhooks"))
+    res = assert(site.srv:request("GET", "/linq/webhooks"))
     assert.equal(405, res.status)
     assert.equal("POST", res.headers["allow"])
     assert.equal("application/json", res.headers["content-type"])
     -- 401 logged at warn (the level the example's error_log shows)
-    assert.truthy(srv:log():find("linqwebhooks: delivery answered 401", 1, true))
+    assert.truthy(site.srv:log():find("linqwebhooks: delivery answered 401", 1, true))
   end)
 
-  it("process writes nothing: the caller's status and body are the whole response", function()
+  nginx_it("process writes nothing: the caller's status and body are the whole response", function()
     local _, body = delivery()
-    local res = assert(srv:request("POST", "/raw", as_list(linq.sign { secret = SECRET, body = body }),
+    local res = assert(site.srv:request("POST", "/raw", as_list(linq.sign { secret = SECRET, body = body }),
       body))
     assert.equal(299, res.status)
     assert.equal("sent=false status=200 body=ok", res.body)
   end)
 
-  it("raises on misuse naming openresty.process", function()
-    local res = assert(srv:request("GET", "/misuse"))
+  nginx_it("raises on misuse naming openresty.process", function()
+    local res = assert(site.srv:request("GET", "/misuse"))
     assert.matches("^false|[^\n]*openresty.process: argument 'hooks' must be a dispatcher", res.body)
     assert.matches("\nfalse|[^\n]*openresty.process: unknown option 'quik'", res.body)
   end)

@@ -21,6 +21,7 @@
 --   local site = nginx.suite({ setup = setup, teardown = teardown, it = it,
 --                              pending = pending }, { server = "..." })
 --   site.it("answers", function() assert(site.srv:request("GET", "/t")) end)
+--   (the options may be a function returning them, run in setup)
 --
 -- The nginx Lua module runs OpenResty's LuaJIT, so the C module loaded in
 -- nginx is the `make luajit` build (build/jit). start() runs `make -s luajit`
@@ -297,16 +298,26 @@ end
 
 --- One nginx shared by the cases of a describe block. Call it in the
 -- describe body with busted's functions (b = { setup, teardown, it,
--- pending }) and the options of M.start. Returns a table `site`:
+-- pending }) and the options of M.start -- or a function returning them,
+-- called in setup() just before the start (only where nginx is available),
+-- for options that need work done first (files, ports, other servers).
+-- Returns a table `site`:
 --   site.srv        the running server (set in setup(), stopped in teardown())
 --   site.it(name, fn)  b.it where nginx is available; where it is not,
 --                   b.pending with the reason (nginx is then never started)
+-- Work after the start, or clean-up of what the options function made: the
+-- caller's own setup()/teardown() registered after this call (busted runs
+-- both kinds in the order they were registered).
 function M.suite(b, opts)
   local ok, why = M.available()
   local site = {}
   b.setup(function()
     if ok then
-      site.srv = M.start(opts)
+      local o = opts
+      if type(o) == "function" then
+        o = o()
+      end
+      site.srv = M.start(o)
     end
   end)
   b.teardown(function()
