@@ -97,7 +97,7 @@ local function is_root_user()
 end
 
 --- True when nginx and the Lua module are installed.
-function M.available()
+local function find_nginx()
   if not file_exists(NGINX) then
     return false, NGINX .. " not found"
   end
@@ -107,6 +107,16 @@ function M.available()
     end
   end
   return true
+end
+
+-- With LINQWH_REQUIRE_NGINX=1 (set by .ci/run) a missing nginx is an error,
+-- so that no nginx case can turn pending where CI runs.
+function M.available()
+  local ok, why = find_nginx()
+  if not ok and os.getenv("LINQWH_REQUIRE_NGINX") == "1" then
+    error("support.nginx: nginx is required (LINQWH_REQUIRE_NGINX=1): " .. why, 2)
+  end
+  return ok, why
 end
 
 local built = false
