@@ -53,7 +53,7 @@ describe("subscriptions:rotate, less travelled paths", function()
 
   setup(function()
     emu = emulator.spawn{}
-    client = linq.client{ api_key = emu.api_key, base_url = emu.api_url }
+    client = linq.client{ api_key = emu.api_key, base_url = emu.api_url, allow_http_targets = true }
     subs = client.webhook_subscriptions
   end)
 
@@ -466,6 +466,30 @@ describe("subscriptions:rotate, less travelled paths", function()
         assert.same({ "confirmed", "deactivated", "done" }, steps)
         rsupport.check_done(client, base, path, old, new_sub)
       end)
+
+    it("with the default probe and no receiver listening: the timeout error, not a connection error", function()
+      -- an endpoint on a loopback port nothing listens on: every probe is
+      -- refused, which counts as "not yet"
+      local base = "http://127.0.0.1:" .. util.free_port() .. "/hooks"
+      local path = rsupport.tmpfile()
+      assert(subs:apply({ { target_url = base, subscribed_events = { "message.received" } } },
+        { secrets_file = path }))
+      local old = endpoint_subs(client, base)[1]
+      local new_sub, err = subs:rotate(old.id, { secrets_file = path, timeout = 0.2, poll = 0.05 })
+      assert.is_nil(new_sub)
+      assert.equal("rotation", err.kind)
+      assert.equal("timeout", err.reason)
+      assert.equal("handed_over", err.step)
+      local rot = assert(sfile.read(path)).endpoints[base].rotation
+      assert.equal("handed_over", rot.step)
+      local now = snapshot(client, base)
+      assert.is_true(now[old.id].is_active)
+      assert.is_nil(now[old.id].phone_numbers)
+      assert.same({ rotation.PARKING_NUMBER }, now[rot.new_id].phone_numbers)
+      assert(subs:delete(old.id))
+      assert(subs:delete(rot.new_id))
+      os.remove(path)
+    end)
 
     it("confirm is polled for the whole timeout, also when the wait starts late in a second", function()
       local base, path, old = fresh("timeout-clock")
