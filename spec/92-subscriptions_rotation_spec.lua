@@ -12,12 +12,9 @@ local desired_mod = require "linqwebhooks.subscriptions.desired"
 local rotation = require "linqwebhooks.subscriptions.rotation"
 local util = require "support.util"
 local http = require("support.receiver").http
-
-local function tmpfile()
-  local p = os.tmpname()
-  os.remove(p)
-  return p
-end
+local rsupport = require "support.rotation"
+local tmpfile = rsupport.tmpfile
+local endpoint_subs = rsupport.endpoint_subs
 
 local function deliveries(emu, query)
   local res = assert(http("GET", emu.url .. "/_emulator/deliveries" .. (query or ""), {}, ""))
@@ -30,16 +27,6 @@ local function trigger(emu, event_type, phone)
     json.encode({ event_type = event_type, phone_number = phone })))
   assert.equal(202, res.status)
   return res.json
-end
-
-local function endpoint_subs(client, base)
-  local out = {}
-  for _, s in ipairs(assert(client.webhook_subscriptions:list())) do
-    if desired_mod.strip_marker(s.target_url) == base then
-      out[#out + 1] = s
-    end
-  end
-  return out
 end
 
 local function lines(path)
@@ -89,6 +76,9 @@ describe("subscriptions:rotate", function()
     local stopfile, triggered = tmpfile(), tmpfile()
     local pump = assert(process.spawn({ ready = "(pumping)\n", code = ([[
       local http = require("support.receiver").http
+local rsupport = require "support.rotation"
+local tmpfile = rsupport.tmpfile
+local endpoint_subs = rsupport.endpoint_subs
       local json = require "linqwebhooks.json"
       local socket = require "socket"
       io.stdout:write("pumping\n") io.stdout:flush()
@@ -209,32 +199,12 @@ describe("subscriptions:rotate", function()
   end)
 
   describe("stopped at a step, resumes to completion", function()
-    local n = 0
     local function fresh(events)
-      n = n + 1
-      local base = "https://app.example.com/crash-" .. n .. "?version=2026-02-03"
-      local path = tmpfile()
-      assert(client.webhook_subscriptions:apply({ { target_url = base, phone_numbers = { "+12025550123" },
-        subscribed_events = events or { "message.sent", "message.received" } } }, { secrets_file = path }))
-      return base, path, endpoint_subs(client, base)[1]
+      return rsupport.fresh(client, "crash", events)
     end
 
     local function check_done(base, path, old, new_sub)
-      local left = endpoint_subs(client, base)
-      assert.equal(1, #left)
-      assert.equal(new_sub.id, left[1].id)
-      assert.equal(desired_mod.with_marker(base, 1), left[1].target_url)
-      assert.same({ "+12025550123" }, left[1].phone_numbers)
-      assert.same({ "message.sent", "message.received" }, left[1].subscribed_events)
-      local doc = assert(sfile.read(path))
-      local ep = doc.endpoints[base]
-      assert.is_nil(ep.rotation)
-      assert.equal(new_sub.id, ep.secrets[1].subscription_id)
-      assert.equal(old.id, ep.secrets[2].subscription_id)
-      -- the receiver's view: the new secret first, the old one still valid
-      local v = sfile.verifier({ secrets_file = path, endpoint = left[1].target_url }, {})
-      assert.equal(2, v:secret_count())
-      os.remove(path)
+      rsupport.check_done(client, base, path, old, new_sub)
     end
 
     for _, at in ipairs({ "creating", "created", "handed_over", "confirmed", "deactivated" }) do
