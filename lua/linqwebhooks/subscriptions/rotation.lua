@@ -29,6 +29,7 @@ local errors = require "linqwebhooks.errors"
 local options = require "linqwebhooks.options"
 local desired = require "linqwebhooks.subscriptions.desired"
 local sfile = require "linqwebhooks.secrets_file"
+local process = require "linqwebhooks.process"
 
 local M = {}
 
@@ -36,6 +37,10 @@ local M = {}
 -- (NANP fictional 555-01xx range: never a real sender).
 M.PARKING_NUMBER = desired.PARKING_NUMBER
 M.STEPS = { "creating", "created", "handed_over", "confirmed", "deactivated", "done" }
+local KNOWN_STEP = {}
+for _, name in ipairs(M.STEPS) do
+  KNOWN_STEP[name] = true
+end
 
 -- The check of a duration option: seconds below 1e7, above 0 (or >= 0).
 local function seconds_check(allow_zero)
@@ -184,10 +189,7 @@ end
 -- Finds which endpoint a rotation is about: from the object, from a
 -- rotation record naming the id, or by retrieving the id.
 local function resolve(resource, sub_or_id, path)
-  if type(sub_or_id) == "table" then
-    if type(sub_or_id.target_url) ~= "string" or type(sub_or_id.id) ~= "string" then
-      return nil, nil, "subscription object without id/target_url"
-    end
+  if type(sub_or_id) == "table" then -- id and target_url checked by check_args
     return (desired.strip_marker(sub_or_id.target_url)), sub_or_id.id
   end
   if path then
@@ -325,7 +327,16 @@ local function fetch_twin(c)
     c.new_sub = sub
     return true
   end
-  if not_found(err) and (rot.step == "created" or rot.step == "handed_over") then
+  if not_found(err) then
+    -- the twin was deleted by hand: start over. After `deactivated` the old
+    -- subscription is switched on again first, so that it serves the
+    -- endpoint while the new twin is made.
+    if rot.step == "deactivated" then
+      local ok, uerr = c.resource:update(rot.old_id, { is_active = true })
+      if not ok then
+        return nil, uerr
+      end
+    end
     rot.step, rot.new_id = "creating", nil
     local ok, serr = c.store:set(rot)
     if not ok then
@@ -351,12 +362,19 @@ end
 -- handed_over: polls confirm(new_sub) until it returns true or the timeout.
 local function await_confirm(c)
   local rot = c.rot
+  if not c.opts.confirm and not c.store:secret_of(rot.new_id) then
+    -- the default confirm probes with the twin's secret
+    return fail("lost_secret", WHAT .. ": the new subscription's secret is not in the secrets file")
+  end
   local confirm = c.opts.confirm or probe_confirm(c.resource, function()
     return c.store:secret_of(rot.new_id)
   end)
-  local deadline = os.time() + c.timeout
+  local function now()
+    return process.now_ns() / 1e9
+  end
+  local deadline = now() + c.timeout
   while not confirm(c.new_sub) do
-    if os.time() >= deadline then
+    if now() >= deadline then
       return fail("timeout", WHAT .. ": the receiver did not confirm the new key within "
         .. c.timeout .. " s; the old subscription still serves the endpoint (rotate again to keep waiting)",
         { step = "handed_over" })
@@ -452,6 +470,10 @@ local function start(resource, sub_or_id, opts)
   if gerr then
     return nil, gerr
   end
+  if rot and not KNOWN_STEP[rot.step] then
+    return fail("bad_state", WHAT .. ": the secrets file records an unknown rotation step '"
+      .. tostring(rot.step) .. "' for " .. base .. "; fix or remove its \"rotation\" entry")
+  end
   local list, lerr = resource:list()
   if not list then
     return nil, lerr
@@ -495,6 +517,10 @@ local function check_args(sub_or_id, opts, level)
   end
   if sub_or_id == "" then
     error(WHAT .. ": argument 'sub_or_id' must not be empty", level)
+  end
+  if type(sub_or_id) == "table" and (type(sub_or_id.id) ~= "string" or type(sub_or_id.target_url) ~= "string") then
+    error(WHAT .. ": argument 'sub_or_id' must be a subscription (with id and target_url) or an id string",
+      level)
   end
   opts = options.check(WHAT, opts, SCHEMA, level)
   if not opts.secrets_file and not opts.on_secret then
