@@ -38,17 +38,34 @@ typedef struct {
 
 static void lwh_ws(lwh_scan *c)
 {
-    while (c->i < c->n) {
-        unsigned char ch = c->s[c->i];
-        if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r')
-            break;
-        c->i++;
-    }
+    const unsigned char *s = c->s;
+    size_t i = c->i, n = c->n;
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    c->i = i;
 }
 
 static int lwh_hex(unsigned char ch)
 {
     return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+}
+
+/* Bytes that end the plain run of a string: '"', '\\' and those below 0x20. */
+static int lwh_string_stop(unsigned char ch)
+{
+    return ch == '"' || ch == '\\' || ch < 0x20;
+}
+
+/* Whether one of the 8 bytes of w is '"', '\\' or below 0x20: the "has a
+ * zero byte" and "has a byte less than n" tests (x - 0x01..) & ~x & 0x80..,
+ * exact for whether any byte matches (which one does not matter: a word that
+ * stops goes to the byte loop). */
+static int lwh_word_stops(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    uint64_t zq = (q - ones) & ~q, zb = (b - ones) & ~b, lt = (w - ones * 0x20) & ~w;
+    return ((zq | zb | lt) & high) != 0;
 }
 
 /* At a '"': skips the string. *escaped is set when it holds an escape. */
@@ -57,7 +74,27 @@ static int lwh_string(lwh_scan *c, int *escaped)
     *escaped = 0;
     c->i++; /* opening quote */
     while (c->i < c->n) {
-        unsigned char ch = c->s[c->i];
+        unsigned char ch;
+        {
+            /* the plain run, in locals: a byte load through c->s could
+             * alias c->i, which would keep c->i in memory on every byte */
+            const unsigned char *s = c->s;
+            size_t i = c->i, n = c->n;
+            /* eight bytes at a time while none of them stops the run */
+            while (n - i >= 8) {
+                uint64_t w;
+                memcpy(&w, s + i, 8);
+                if (lwh_word_stops(w))
+                    break;
+                i += 8;
+            }
+            while (i < n && !lwh_string_stop(s[i]))
+                i++;
+            c->i = i;
+            if (i >= n)
+                break;
+            ch = s[i];
+        }
         if (ch == '"') {
             c->i++;
             return 1;
@@ -96,10 +133,12 @@ static int lwh_string(lwh_scan *c, int *escaped)
 
 static int lwh_digits(lwh_scan *c)
 {
-    size_t start = c->i;
-    while (c->i < c->n && c->s[c->i] >= '0' && c->s[c->i] <= '9')
-        c->i++;
-    return c->i > start;
+    const unsigned char *s = c->s;
+    size_t start = c->i, i = c->i, n = c->n;
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    c->i = i;
+    return i > start;
 }
 
 static int lwh_number(lwh_scan *c)
@@ -249,11 +288,13 @@ static int lwh_members(const char *body, size_t len, const char *const *names, i
 {
     lwh_scan c;
     int k;
-    if (!body || !spans || !kinds)
+    size_t klens[64]; /* nkeys <= 64 (linqwh_json_members) */
+    if (!body || !spans || !kinds || nkeys > 64)
         return LWH_SCAN_BAD;
     for (k = 0; k < nkeys; k++) {
         kinds[k] = 0;
         spans[2 * k] = spans[2 * k + 1] = 0;
+        klens[k] = strlen(names[k]);
     }
     c.s = (const unsigned char *)body;
     c.n = len;
@@ -285,7 +326,7 @@ static int lwh_members(const char *body, size_t len, const char *const *names, i
             if (esc)
                 return LWH_SCAN_UNSURE; /* an escaped name may spell a member we look for */
             for (k = 0; k < nkeys; k++) {
-                size_t kl = strlen(names[k]);
+                size_t kl = klens[k];
                 if (kend - kstart == kl && memcmp(c.s + kstart, names[k], kl) == 0) {
                     slot = k;
                     break;
