@@ -121,6 +121,19 @@ describe("event decoding: deferred data", function()
     assert.is_true(kinds.lazy >= 6)
   end)
 
+  it("finds a stop byte at every position of a long string (the scan skips 8 bytes at a time)", function()
+    -- a control byte, an escape, a quote or a byte >= 0x80 at each offset of
+    -- a 40-byte value, in the envelope and in the parts
+    local inserts = { "\1", "\\n", "\\u00e9", '\\"', "\200", "\31", "\127" }
+    for _, ins in ipairs(inserts) do
+      for pos = 0, 24 do
+        local v = string.rep("a", pos) .. ins .. string.rep("b", 40 - pos)
+        check('{"event_type":"a","event_id":"x","trace_id":"' .. v .. '","data":{"parts":[{"type":"text","value":"'
+          .. v .. '"}]}}')
+      end
+    end
+  end)
+
   it("gives the same event as the full decode on mutated bodies (fixed seed)", function()
     math.randomseed(14)
     local alphabet = '{}[]",:\\u0123456789abcdeftrnl -.eE+' .. "\t\n\0\1\200"
