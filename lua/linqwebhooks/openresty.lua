@@ -21,9 +21,9 @@
 --   header arrives as an array and the verifier rejects it (401
 --   invalid_headers); more than 200 request headers is answered 400, runs the dispatcher and sends its
 --   status and short text body. Only POST is accepted (405 otherwise).
---   Handler and store failures (500) are logged at ngx.ERR (handlers'
---   errors also go to hooks:on_error); a full dedupe store (503) at ngx.ERR
---   by the dispatcher; 401 at ngx.WARN, and at ngx.ERR with the measured
+--   Handler failures (500) are logged at ngx.ERR (handlers' errors also go
+--   to hooks:on_error); a full or unreachable dedupe store (503) at ngx.ERR
+--   by the dispatcher, an inbox that could not store (503) at ngx.ERR; 401 at ngx.WARN, and at ngx.ERR with the measured
 --   clock skew when the signature was checked but the timestamp lies outside
 --   the tolerance (timestamp_too_old / timestamp_too_new: the usual cause is
 --   this host's clock, and Linq does not retry a 401); other non-200 answers

@@ -134,7 +134,9 @@ M.ACTIONS = {
       c:option("--events", "Event types, comma-separated (repeatable)."):count("*"):argname("<a,b>")
       c:option("--phone", "Only events of these Linq lines (E.164, comma-separated, repeatable).")
         :count("*"):argname("<+1...>")
-      c:option("--secret-file", "Write the new signing secret to this file (mode 0600)."):argname("<path>")
+      c:option("--secret-file", "Write the new signing secret, the bare whsec_... string, to this file"
+        .. " (mode 0600). Not the JSON secrets file of --secrets-file and linq.webhooks{ secrets_file }:"
+        .. " `subscriptions apply` writes that one."):argname("<path>")
       c:flag("--show-secret", "Print the new signing secret on stdout.")
     end,
     run = function(a, client)
