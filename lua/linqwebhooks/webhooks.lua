@@ -474,14 +474,15 @@ local function admit(self, body, headers, info)
     local key = store_key(ev.id)
     local claimed, state, full = store:claim(key)
     if claimed == nil and full == "full" then
-      local err = errors.new({ kind = "store", reason = "store_full",
+      local err = errors.new({ kind = "store", reason = "store_full", logged = true,
                                message = "dedupe store full: " .. tostring(state) })
       log(self, "error", "cannot claim event " .. short_id(ev.id) .. ": " .. tostring(err.message)
         .. " (answered 503: Linq retries)")
       return { status = 503, body = "dedupe store full, retry later", event = ev, err = err,
                duplicate = false }
     elseif claimed == nil then
-      local err = errors.new({ kind = "store", reason = "store_failed",
+      -- logged = true: logged here (openresty.serve need not log it again)
+      local err = errors.new({ kind = "store", reason = "store_failed", logged = true,
                                message = "dedupe store claim failed: " .. tostring(state) })
       log(self, "error", "cannot claim event " .. short_id(ev.id) .. " (" .. tostring(ev.type)
         .. "): " .. err.message .. " (answered 503: Linq retries)")
@@ -545,7 +546,10 @@ end
 --   503 a duplicate of an id whose handlers are still running elsewhere
 --       (duplicate = true; Linq retries later and then gets 200 or a dispatch),
 --       or the dedupe store is full (err.reason "store_full", logged) or
---       unreachable (claim returned nil, err)
+--       unreachable (claim returned nil, err; err.reason "store_failed",
+--       logged at error level)
+--   A 200 whose commit failed carries err (reason "store_failed", logged at
+--   warning level): handled, but a redelivery would dispatch again.
 -- With an inbox (linq.webhooks{ inbox = ... }) no handler runs here: 200
 -- "stored" (or "duplicate", duplicate = true) once the delivery is persisted,
 -- 503 when it could not be (Linq retries), 401/400 as above.
