@@ -289,6 +289,40 @@ describe("linq.webhooks dispatch", function()
       assert.equal("poll.sent.later", got)
     end)
 
+    it("rejects a wildcard that matches no known type under strict, with the closest prefix", function()
+      local hooks = new_hooks()
+      assert.has_error(function() hooks:on("messages.*", function() end) end,
+        "hooks:on: wildcard 'messages.*' matches no event type (did you mean 'message.*'? no type in"
+          .. " linq.EVENT_TYPES starts with 'messages.'; use '*', or linq.webhooks{ strict = false }"
+          .. " to allow it)")
+      assert.has_error(function() hooks:once("chat.typing.*", function() end) end)
+      assert.has_error(function() hooks:off("pol.vote.*") end,
+        "hooks:off: wildcard 'pol.vote.*' matches no event type (did you mean 'poll.vote.*'? no"
+          .. " type in linq.EVENT_TYPES starts with 'pol.vote.'; use '*', or linq.webhooks{ strict"
+          .. " = false } to allow it)")
+      -- no near prefix: no suggestion
+      assert.has_error(function() hooks:on("zzzzzz.*", function() end) end,
+        "hooks:on: wildcard 'zzzzzz.*' matches no event type (no type in linq.EVENT_TYPES starts"
+          .. " with 'zzzzzz.'; use '*', or linq.webhooks{ strict = false } to allow it)")
+      -- a full type name is not a prefix of any type
+      assert.has_error(function() hooks:on("message.received.*", function() end) end)
+      -- every prefix of a known type is fine, and "*"
+      hooks:on("*", function() end)
+      for _, t in ipairs(linq.EVENT_TYPES) do
+        local pos = t:find(".", 1, true)
+        while pos do
+          hooks:on(t:sub(1, pos - 1) .. ".*", function() end)
+          pos = t:find(".", pos + 1, true)
+        end
+      end
+      -- strict = false: any well-formed wildcard (types Linq ships later)
+      local loose = new_hooks({ strict = false })
+      local got
+      loose:on("messages.*", function(ev) got = ev.type end)
+      loose:handle(delivery("messages.new"))
+      assert.equal("messages.new", got)
+    end)
+
     it("delivers unknown incoming types to matching wildcards, losslessly", function()
       local hooks = new_hooks()
       local got = {}
@@ -476,14 +510,39 @@ describe("linq.webhooks de-duplication", function()
       commit = function() return true end,
       release = function() return true end,
     }
-    local hooks = new_hooks({ dedupe = store })
+    local logged = {}
+    local hooks = new_hooks({ dedupe = store, log = function(level, msg)
+      logged[#logged + 1] = level .. ": " .. msg
+    end })
     local n = 0
     hooks:on("*", function() n = n + 1 end)
-    local res = hooks:handle(delivery("message.received"))
+    local res = hooks:handle(delivery("message.received", "evt_claim_fails"))
     assert.equal(503, res.status)
     assert.equal("store", res.err.kind)
     assert.matches("no memory", res.err.message)
     assert.equal(0, n)
+    -- logged at error level (outside nginx nothing else would show it)
+    assert.are.same({ "error: cannot claim event evt_claim_fails (message.received): dedupe store"
+      .. " claim failed: no memory (answered 503: Linq retries)" }, logged)
+  end)
+
+  it("logs a warning when the commit fails (answered 200: handled, but a retry may run it again)", function()
+    local logged = {}
+    local store = {
+      claim = function() return true end,
+      commit = function() return nil, "connection refused" end,
+      release = function() return true end,
+    }
+    local hooks = new_hooks({ secret = SECRET, dedupe = store, log = function(level, msg)
+      logged[#logged + 1] = level .. ": " .. msg
+    end })
+    local res = hooks:handle(delivery("message.received", "evt_commit_fails"))
+    assert.equal(200, res.status)
+    assert.equal("store_failed", res.err.reason)
+    assert.are.same({ "warn: event evt_commit_fails (message.received) was handled but not marked"
+      .. " handled: dedupe store commit failed: connection refused (answered 200; a redelivery of"
+      .. " it would run the handlers again)" }, logged)
+    assert.not_matches("whsec_", logged[1])
   end)
 end)
 
@@ -567,13 +626,19 @@ describe("a dedupe store that raises", function()
       commit = function() error("disk full") end,
       release = function(_, k) return mem:release(k) end,
     }
-    local hooks = new_hooks { dedupe = store }
+    local logged = {}
+    local hooks = new_hooks { dedupe = store, log = function(level, msg)
+      logged[#logged + 1] = level .. ": " .. msg
+    end }
     local runs = 0
     hooks:on("message.received", function() runs = runs + 1 end)
     local body, headers = delivery("message.received", "evt_store_raise")
     local res = hooks:handle(body, headers)
     assert.equal(200, res.status)
     assert.matches("disk full", tostring(res.err))
+    assert.equal(1, #logged)
+    assert.matches("^warn: event evt_store_raise %(message%.received%) was handled but not marked"
+      .. " handled: dedupe store commit failed: .*disk full", logged[1])
     assert.is_nil(mem:state("evt_store_raise"))   -- released, not stuck "in_flight"
     assert.equal(200, hooks:handle(body, headers).status)
     assert.equal(2, runs)
@@ -687,11 +752,13 @@ describe("store keys, full stores and leases (issue 9)", function()
     assert.equal(0, runs)
     assert.equal(1, #logged)
     assert.matches("^error: cannot claim event evt_full: dedupe store full: no room", logged[1])
-    -- any other store failure (unreachable) is a 503 too, so Linq retries
-    -- (not logged by the dispatcher)
+    -- any other store failure (unreachable) is a 503 too, so Linq retries,
+    -- logged at error level as well
     full.claim = function() return nil, "boom" end
     assert.equal(503, hooks:handle(delivery("message.received", "evt_full2")).status)
-    assert.equal(1, #logged)
+    assert.equal(2, #logged)
+    assert.matches("^error: cannot claim event evt_full2 %(message%.received%): dedupe store claim"
+      .. " failed: boom", logged[2])
   end)
 
   it("renews the claim between handlers: a retry during a long dispatch is not dispatched again", function()

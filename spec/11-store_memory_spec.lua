@@ -72,7 +72,7 @@ describe("linq.store.memory", function()
   end)
 
   it("evicts the least recently used entry when full", function()
-    local s = linq.store.memory{ max = 3, clock = clock }
+    local s = linq.store.memory{ max = 3, clock = clock, log = false }
     for _, k in ipairs({ "a", "b", "c" }) do
       s:claim(k)
       s:commit(k)
@@ -89,7 +89,7 @@ describe("linq.store.memory", function()
   end)
 
   it("stays bounded under many distinct keys", function()
-    local s = linq.store.memory{ max = 50, clock = clock }
+    local s = linq.store.memory{ max = 50, clock = clock, log = false }
     for i = 1, 5000 do
       local k = "k" .. i
       assert.is_true(s:claim(k))
@@ -106,7 +106,7 @@ describe("linq.store.memory", function()
   end)
 
   it("never evicts a claim whose handlers are still running", function()
-    local s = linq.store.memory{ max = 2, ttl = 100, lease = 60, clock = clock }
+    local s = linq.store.memory{ max = 2, ttl = 100, lease = 60, clock = clock, log = false }
     assert.is_true(s:claim("a"))
     assert.is_true(s:claim("b"))
     assert.is_true(s:claim("c"))       -- full: a and b are in flight, nothing is evicted
@@ -121,6 +121,94 @@ describe("linq.store.memory", function()
       s:commit("x" .. i)
     end
     assert.equal(2, s:size())          -- back within max once the claims ended
+  end)
+
+  it("warns when it forgets a handled id before its ttl: the first time, then at most once a minute", function()
+    local logged = {}
+    local s = linq.store.memory{ max = 2, ttl = 1800, clock = clock,
+                                 log = function(level, msg) logged[#logged + 1] = { level, msg } end }
+    for _, k in ipairs({ "a", "b" }) do
+      s:claim(k)
+      s:commit(k)
+    end
+    assert.equal(0, #logged)
+    assert.equal(0, s:evictions())
+    s:claim("c") -- evicts "a", handled 0 s ago: a redelivery of "a" would run again
+    s:commit("c")
+    assert.is_nil(s:state("a"))
+    assert.equal(1, s:evictions())
+    assert.equal(1, #logged)
+    assert.equal("warn", logged[1][1])
+    assert.equal("dedupe store linq.store.memory is full (max = 2 ids): 1 handled event id(s)"
+      .. " forgotten before their ttl (1800 s), so a redelivery of such an event runs the handlers"
+      .. " again; raise max (about ttl times your peak events per second: linq.store.memory{"
+      .. " max = ... }) or use a shared store (linq.store.shdict, linq.store.redis)", logged[1][2])
+    -- more evictions within the minute: counted, not logged
+    for i = 1, 10 do
+      s:claim("d" .. i)
+      s:commit("d" .. i)
+      now = now + 5
+    end
+    assert.equal(11, s:evictions())
+    assert.equal(1, #logged)
+    -- a minute after the first warning: one more, with the count since then
+    now = 1000 + 60
+    s:claim("e")
+    assert.equal(2, #logged)
+    assert.matches("max = 2 ids%): 11 handled event id%(s%) forgotten before their ttl %(1800 s%)"
+      .. " in the last 60 s", logged[2][2])
+  end)
+
+  it("does not warn when it reuses expired entries, and log = false silences it", function()
+    local logged = {}
+    local s = linq.store.memory{ max = 2, ttl = 10, clock = clock,
+                                 log = function(_, msg) logged[#logged + 1] = msg end }
+    for i = 1, 20 do
+      s:claim("k" .. i)
+      s:commit("k" .. i)
+      now = now + 11 -- every entry expires before the next one comes
+    end
+    assert.equal(0, s:evictions())
+    assert.equal(0, #logged)
+    local quiet = linq.store.memory{ max = 1, clock = clock, log = false }
+    quiet:claim("a")
+    quiet:commit("a")
+    quiet:claim("b")
+    assert.equal(1, quiet:evictions())
+    assert.has_error(function() linq.store.memory{ log = true } end)
+    assert.has_error(function() linq.store.memory{ log = "stderr" } end)
+  end)
+
+  it("warns through the log of the dispatcher it is given to, unless it has its own", function()
+    local logged = {}
+    local function log(level, msg) logged[#logged + 1] = level .. ": " .. msg end
+    local secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw7Jxx2Oll+OE="
+    -- the default store (max 10000)
+    local hooks = linq.webhooks{ secret = secret, log = log }
+    local st = hooks:store()
+    for i = 1, 10001 do
+      st:claim("id" .. i)
+      st:commit("id" .. i)
+    end
+    assert.equal(1, #logged)
+    assert.matches("^warn: dedupe store linq.store.memory is full %(max = 10000 ids%)", logged[1])
+    -- a store given as dedupe
+    local mine = linq.store.memory{ max = 1, clock = clock }
+    linq.webhooks{ secret = secret, dedupe = mine, log = log }
+    mine:claim("a")
+    mine:commit("a")
+    mine:claim("b")
+    assert.equal(2, #logged)
+    assert.matches("max = 1 ids", logged[2])
+    -- a store with its own log keeps it
+    local own = {}
+    local kept = linq.store.memory{ max = 1, clock = clock, log = function(_, m) own[#own + 1] = m end }
+    linq.webhooks{ secret = secret, dedupe = kept, log = log }
+    kept:claim("a")
+    kept:commit("a")
+    kept:claim("b")
+    assert.equal(2, #logged)
+    assert.equal(1, #own)
   end)
 
   it("drops expired entries before evicting live ones", function()
@@ -140,7 +228,7 @@ describe("linq.store.memory", function()
   it("agrees with a simple reference model over random operations", function()
     -- reference: an array ordered from most to least recently used
     local max, ttl, lease = 8, 50, 10
-    local s = linq.store.memory{ max = max, ttl = ttl, lease = lease, clock = clock }
+    local s = linq.store.memory{ max = max, ttl = ttl, lease = lease, clock = clock, log = false }
     local ref = {}
     local function find(k)
       for i, e in ipairs(ref) do

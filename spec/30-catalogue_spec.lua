@@ -85,6 +85,32 @@ describe("linq.EVENT_TYPES and linq.events", function()
     end
   end)
 
+  it("list the prefixes wildcards can match, and suggest the nearest one", function()
+    local ev = linq.events
+    for _, p in ipairs({ "message", "chat", "chat.typing_indicator", "poll", "poll.vote", "webhook_subscription" }) do
+      assert.is_true(ev.is_prefix(p), p)
+    end
+    for _, p in ipairs({ "messages", "message.received", "chat.typing", "brand", "" }) do
+      assert.is_false(ev.is_prefix(p), p)
+    end
+    -- every type has its prefixes listed, sorted, once
+    local seen = {}
+    for i, p in ipairs(ev.PREFIXES) do
+      assert.is_nil(seen[p])
+      seen[p] = true
+      if i > 1 then
+        assert.is_true(ev.PREFIXES[i - 1] < p)
+      end
+    end
+    for _, t in ipairs(ev.TYPES) do
+      assert.is_true(seen[t:match("^([^.]+)%.")], t)
+    end
+    assert.are.same({ "message" }, ev.suggest_prefix("messages"))
+    assert.are.same({ "poll.vote" }, ev.suggest_prefix("pol.vote"))
+    assert.are.same({}, ev.suggest_prefix("zzzzzz"))
+    assert.has_error(function() ev.is_prefix(1) end)
+  end)
+
   it("suggest the nearest names", function()
     assert.are.same({ "message.received" }, linq.events.suggest("message.recieved"))
     assert.are.same({ "poll.vote.added" }, linq.events.suggest("poll.vote.add"))

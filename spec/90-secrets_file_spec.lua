@@ -197,7 +197,9 @@ describe("linq.webhooks{ secrets_file }", function()
   it("keeps the last good secrets when the file breaks, and says why", function()
     assert(sfile.write(path, doc_with({ { secret = S1 } })))
     local errs = {}
-    local hooks = linq.webhooks{ secrets_file = path }
+    local logged = {}
+    local hooks = linq.webhooks{ secrets_file = path,
+                                 log = function(level, msg) logged[#logged + 1] = level .. ": " .. msg end }
     local v = hooks:verifier()
     local f = assert(io.open(path, "wb"))
     f:write("not json")
@@ -207,6 +209,80 @@ describe("linq.webhooks{ secrets_file }", function()
     errs[1] = v.last_error
     assert.equal("invalid", errs[1].reason)
     assert.equal(200, hooks:handle(body, h).status)
+    -- logged at error level, once for this change of the file
+    assert(v:reload() == nil)
+    assert.equal(1, #logged)
+    assert.matches("^error: secrets file .*secrets%.json is not valid JSON", logged[1])
+    assert.matches("still verifying with the last good secrets", logged[1])
+  end)
+
+  -- n endpoints with one secret each, the first added last (newest)
+  local function many(n)
+    local list = {}
+    for i = 1, n do
+      list[i] = { secret = string.format("whsec_%032d", i), url = URL .. "/" .. i, added_at = 1000 - i }
+    end
+    return doc_with(list), list
+  end
+
+  it("more than 16 secrets without 'endpoint': the constructor names the file, the count and the option", function()
+    local doc, list = many(17)
+    assert(sfile.write(path, doc))
+    local ok, e = pcall(function() local x = linq.webhooks{ secrets_file = path } return x end)
+    assert.is_false(ok)
+    assert.matches("^spec/90%-secrets_file_spec%.lua:%d+:", e)
+    assert.matches("secrets%.json lists 17 valid secrets across its 17 endpoints", e, 1, false)
+    assert.matches("at most 16", e)
+    assert.matches("option 'endpoint'", e)
+    assert.not_matches("whsec_", e)
+    -- with endpoint, one endpoint's secrets: fine
+    local hooks = linq.webhooks{ secrets_file = path, endpoint = URL .. "/17", log = false }
+    local body, h = delivery(list[17].secret, "m1")
+    assert.equal(200, hooks:handle(body, h).status)
+  end)
+
+  it("a reload that finds more than 16 secrets keeps the last good ones and logs an error once per change", function()
+    local doc, list = many(16)
+    assert(sfile.write(path, doc))
+    local logged = {}
+    local hooks = linq.webhooks{ secrets_file = path,
+                                 log = function(level, msg) logged[#logged + 1] = { level, msg } end }
+    local v = hooks:verifier()
+    assert.equal(16, v:secret_count())
+    -- a 17th subscription
+    local S17 = string.format("whsec_%032d", 17)
+    assert(sfile.update(path, function(d) sfile.add_secret(d, URL .. "/17", S17, "sub17") end))
+    local ok, err = v:reload()
+    assert.is_nil(ok)
+    assert.equal("too_many_secrets", err.reason)
+    assert.equal(1, #logged)
+    assert.equal("error", logged[1][1])
+    assert.matches("secrets%.json lists 17 valid secrets", logged[1][2])
+    assert.matches("option 'endpoint'", logged[1][2])
+    assert.not_matches("whsec_", logged[1][2])
+    -- the old keys stay in use; the new one is refused (and said so, once)
+    local body, h = delivery(list[1].secret, "r1")
+    assert.equal(200, hooks:handle(body, h).status)
+    body, h = delivery(S17, "r2")
+    assert.equal(401, hooks:handle(body, h).status)
+    for _ = 1, 3 do
+      assert.is_nil(v:reload())
+      assert.equal(401, hooks:handle(body, h).status)
+    end
+    assert.equal(1, #logged)
+    -- another change of the file that still has too many: logged again
+    assert(sfile.update(path, function(d) sfile.add_secret(d, URL .. "/18", S3, "sub18") end))
+    assert.is_nil(v:reload())
+    assert.equal(2, #logged)
+    assert.matches("lists 18 valid secrets", logged[2][2])
+    -- back to 16 (two old ones expire): the new key works, nothing more logged
+    assert(sfile.update(path, function(d)
+      d.endpoints[URL .. "/15"].secrets[1].expires_at = os.time() - 1
+      d.endpoints[URL .. "/16"].secrets[1].expires_at = os.time() - 1
+    end))
+    assert.is_true(v:reload())
+    assert.equal(200, hooks:handle(body, h).status)
+    assert.equal(2, #logged)
   end)
 
   it("endpoint = URL takes that endpoint's secrets only (marker ignored)", function()

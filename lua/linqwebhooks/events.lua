@@ -17,6 +17,11 @@
 --   events.well_formed(name)       -> true for lowercase dot-separated segments
 --                                     of [a-z0-9_], optionally ending in ".*"
 --   events.suggest(name[, max])    -> array of the closest known names (edit distance)
+--   events.PREFIXES                sorted array of the prefixes P of known types
+--                                     ("message", "chat.typing_indicator"): the
+--                                     wildcards "P.*" that match something
+--   events.is_prefix(p)            -> true when "p.*" matches a known type
+--   events.suggest_prefix(p[, max])-> array of the closest known prefixes
 --   events.example(name, version)  -> `data` of the reference example (JSON text) or nil
 local data = require "linqwebhooks.catalogue_data"
 
@@ -152,15 +157,11 @@ local function distance(a, b, limit)
 end
 M._distance = distance
 
---- The known names nearest to `name` (all at the smallest edit distance, at
--- most `max`, default 3, sorted); empty when none is within a third of the
--- name's length (at least 2 edits).
-function M.suggest(name, max)
-  check("suggest", name)
-  max = max or 3
+-- The names of `list` nearest to `name` (see M.suggest).
+local function nearest(name, list, max)
   local limit = math.max(2, math.floor(#name / 3))
   local found = {}
-  for _, t in ipairs(TYPES) do
+  for _, t in ipairs(list) do
     local d = distance(name, t, limit)
     if d <= limit then
       found[#found + 1] = { t, d }
@@ -180,6 +181,45 @@ function M.suggest(name, max)
     out[i] = found[i][1]
   end
   return out
+end
+
+--- The known names nearest to `name` (all at the smallest edit distance, at
+-- most `max`, default 3, sorted); empty when none is within a third of the
+-- name's length (at least 2 edits).
+function M.suggest(name, max)
+  check("suggest", name)
+  return nearest(name, TYPES, max or 3)
+end
+
+-- Prefixes: every proper dot-prefix of a known type ("message", "chat",
+-- "chat.typing_indicator", ...), what a wildcard "PREFIX.*" can match.
+local PREFIXES, PREFIX_SET = {}, {}
+for _, t in ipairs(TYPES) do
+  local pos = t:find(".", 1, true)
+  while pos do
+    local g = t:sub(1, pos - 1)
+    if not PREFIX_SET[g] then
+      PREFIX_SET[g] = true
+      PREFIXES[#PREFIXES + 1] = g
+    end
+    pos = t:find(".", pos + 1, true)
+  end
+end
+table.sort(PREFIXES)
+M.PREFIXES = PREFIXES
+
+--- events.is_prefix(prefix) -> true when the wildcard "prefix.*" matches a
+-- known type ("message", "chat.typing_indicator").
+function M.is_prefix(prefix)
+  check("is_prefix", prefix)
+  return PREFIX_SET[prefix] == true
+end
+
+--- events.suggest_prefix(prefix[, max]) -> the known prefixes nearest to
+-- `prefix` (as M.suggest does for names).
+function M.suggest_prefix(prefix, max)
+  check("suggest_prefix", prefix)
+  return nearest(prefix, PREFIXES, max or 3)
 end
 
 function M.example(name, version)

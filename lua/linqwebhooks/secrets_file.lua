@@ -30,6 +30,8 @@ local M = {}
 
 M.VERSION = 1
 M.CHECK_INTERVAL = 1 -- seconds between two looks at the file (mtime, size, inode)
+-- The most secrets one verifier holds (the C keyring's LINQWH_MAX_KEYS).
+M.MAX_SECRETS = 16
 
 local file_info = require("linqwebhooks.core").file_info
 
@@ -288,6 +290,23 @@ local function build(self, level)
     return fail("no_secrets", "secrets file " .. self._path .. " has no valid secret"
       .. (self._endpoint and (" for endpoint " .. self._endpoint) or ""))
   end
+  if #list > M.MAX_SECRETS then
+    -- never a silent cut: dropping the oldest secrets would drop the only
+    -- secret of the endpoint subscribed longest ago
+    local neps = 0
+    for _ in pairs(doc.endpoints) do
+      neps = neps + 1
+    end
+    if self._endpoint then
+      return fail("too_many_secrets", "secrets file " .. self._path .. " lists " .. #list
+        .. " valid secrets for endpoint " .. self._endpoint .. "; a verifier holds at most "
+        .. M.MAX_SECRETS .. " (give the older ones an expires_at, or remove them)")
+    end
+    return fail("too_many_secrets", "secrets file " .. self._path .. " lists " .. #list
+      .. " valid secrets across its " .. neps .. " endpoints; a verifier holds at most "
+      .. M.MAX_SECRETS .. ": give option 'endpoint' (one dispatcher per endpoint URL) to load"
+      .. " only that endpoint's secrets")
+  end
   self._doc = doc
   if self._inner and same(list, self._list) then
     return true
@@ -310,8 +329,9 @@ end
 
 -- Looks at the file at most once per CHECK_INTERVAL; rebuilds the inner
 -- verifier when it changed or a secret expired. A file that became
--- unreadable, public or empty keeps the last good secrets (and is reported
--- through `on_error` once per change).
+-- unreadable, public, empty or lists more than MAX_SECRETS secrets keeps the
+-- last good secrets (and is reported through `on_error` once per change of
+-- the file and of the error, not at every look).
 local function refresh(self)
   local now = os.time()
   if now - self._checked < M.CHECK_INTERVAL then
@@ -330,11 +350,14 @@ local function refresh(self)
   end
   if not ok then
     self.last_error = err
-    if self._on_error then
+    local what = sig .. "\0" .. tostring(err.message)
+    if self._on_error and self._reported ~= what then
+      self._reported = what
       pcall(self._on_error, err)
     end
     return
   end
+  self._reported = nil
   self.last_error = nil
   self.reloads = self.reloads + 1
   -- the earliest expiry still ahead

@@ -60,9 +60,10 @@ M.SCHEMA = {
 
 --- linq.webhooks{ secret | secrets, tolerance, scheme, clock, dedupe, strict, log }
 -- log(level, message): level "warn" or "error"; for what the HTTP answer
--- does not show (a handler outran its claim's lease) or an operator must
--- fix (a full dedupe store). Default: ngx.log in OpenResty, else stderr;
--- false silences it.
+-- does not show (a handler outran its claim's lease, a failed commit, a
+-- memory store forgetting ids before their ttl) or an operator must fix (a
+-- full or failing dedupe store, a secrets file that stopped reloading).
+-- Default: ngx.log in OpenResty, else stderr; false silences it.
 function M.new(opts, level)
   level = (level or 1) + 1
   if type(opts) ~= "table" then
@@ -76,9 +77,24 @@ function M.new(opts, level)
   for _, k in ipairs({ "secret", "secrets", "tolerance", "scheme", "clock" }) do
     vopts[k] = opts[k]
   end
+  local log = opts.log
+  if log == nil then
+    log = default_log
+  elseif log == false then
+    log = no_log
+  end
   local v
   if opts.secrets_file ~= nil or opts.endpoint ~= nil then
-    v = require("linqwebhooks.secrets_file").verifier(opts, vopts, level, "linq.webhooks")
+    -- a reload that fails (the file became unreadable, invalid, or lists
+    -- more secrets than a verifier holds) keeps the last good secrets and is
+    -- logged once per change of the file
+    v = require("linqwebhooks.secrets_file").verifier({
+      secrets_file = opts.secrets_file, endpoint = opts.endpoint,
+      on_error = function(err)
+        pcall(log, "error", tostring(err.message) .. " (still verifying with the last good"
+          .. " secrets: deliveries signed with a newer secret are answered 401)")
+      end,
+    }, vopts, level, "linq.webhooks")
   else
     v = verifier.new(vopts, level, "linq.webhooks")
   end
@@ -92,16 +108,16 @@ function M.new(opts, level)
   elseif store == nil or store == true then
     store = require("linqwebhooks.store.memory").new(nil, level)
   end
+  local memory = package.loaded["linqwebhooks.store.memory"] -- loaded if store is one
+  if store and type(memory) == "table" and getmetatable(store) == memory.Store then
+    -- a memory store without a `log` of its own warns through ours when it
+    -- forgets handled ids before their ttl
+    store:_wire_log(log)
+  end
   local has_touch = false
   if store then
     local ok, f = pcall(function() return store.touch end)
     has_touch = ok and type(f) == "function"
-  end
-  local log = opts.log
-  if log == nil then
-    log = default_log
-  elseif log == false then
-    log = no_log
   end
   return setmetatable({
     _verifier = v,
@@ -147,6 +163,17 @@ local function check_name(self, what, name, level)
       .. " [a-z0-9_] separated by dots (e.g. 'message.received')", level)
   end
   if name:sub(-2) == ".*" then
+    local base = name:sub(1, -3)
+    if self._strict and not events.is_prefix(base) then
+      local near = events.suggest_prefix(base)
+      local hint = ""
+      if #near > 0 then
+        hint = "did you mean '" .. table.concat(near, ".*' or '") .. ".*'? "
+      end
+      error(what .. ": wildcard '" .. name .. "' matches no event type (" .. hint
+        .. "no type in linq.EVENT_TYPES starts with '" .. base .. ".'; use '*', or"
+        .. " linq.webhooks{ strict = false } to allow it)", level)
+    end
     return name:sub(1, -2) -- "message.*" -> "message."
   end
   if self._strict and not KNOWN[name] then
@@ -447,15 +474,18 @@ local function admit(self, body, headers, info)
     local key = store_key(ev.id)
     local claimed, state, full = store:claim(key)
     if claimed == nil and full == "full" then
-      local err = errors.new({ kind = "store", reason = "store_full",
+      local err = errors.new({ kind = "store", reason = "store_full", logged = true,
                                message = "dedupe store full: " .. tostring(state) })
       log(self, "error", "cannot claim event " .. short_id(ev.id) .. ": " .. tostring(err.message)
         .. " (answered 503: Linq retries)")
       return { status = 503, body = "dedupe store full, retry later", event = ev, err = err,
                duplicate = false }
     elseif claimed == nil then
-      local err = errors.new({ kind = "store", reason = "store_failed",
+      -- logged = true: logged here (openresty.serve need not log it again)
+      local err = errors.new({ kind = "store", reason = "store_failed", logged = true,
                                message = "dedupe store claim failed: " .. tostring(state) })
+      log(self, "error", "cannot claim event " .. short_id(ev.id) .. " (" .. tostring(ev.type)
+        .. "): " .. err.message .. " (answered 503: Linq retries)")
       return { status = 503, body = "dedupe store unavailable, retry later", event = ev,
                err = err, duplicate = false }
     elseif not claimed then
@@ -496,9 +526,12 @@ local function complete(self, ev, key)
     end
     if not committed then
       -- handled; a retry may dispatch again (at-least-once)
-      return { status = 200, body = "ok", event = ev, duplicate = false,
-               err = errors.new({ kind = "store", reason = "store_failed",
-                                  message = "dedupe store commit failed: " .. tostring(cerr) }) }
+      local err = errors.new({ kind = "store", reason = "store_failed",
+                               message = "dedupe store commit failed: " .. tostring(cerr) })
+      log(self, "warn", "event " .. short_id(ev.id) .. " (" .. tostring(ev.type) .. ") was handled"
+        .. " but not marked handled: " .. err.message .. " (answered 200; a redelivery of it"
+        .. " would run the handlers again)")
+      return { status = 200, body = "ok", event = ev, duplicate = false, err = err }
     end
   end
   return { status = 200, body = "ok", event = ev, duplicate = false }
@@ -513,7 +546,10 @@ end
 --   503 a duplicate of an id whose handlers are still running elsewhere
 --       (duplicate = true; Linq retries later and then gets 200 or a dispatch),
 --       or the dedupe store is full (err.reason "store_full", logged) or
---       unreachable (claim returned nil, err)
+--       unreachable (claim returned nil, err; err.reason "store_failed",
+--       logged at error level)
+--   A 200 whose commit failed carries err (reason "store_failed", logged at
+--   warning level): handled, but a redelivery would dispatch again.
 -- With an inbox (linq.webhooks{ inbox = ... }) no handler runs here: 200
 -- "stored" (or "duplicate", duplicate = true) once the delivery is persisted,
 -- 503 when it could not be (Linq retries), 401/400 as above.

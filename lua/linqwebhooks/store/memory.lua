@@ -7,7 +7,8 @@
 -- `ttl` = 1800 s by default, which covers Linq's ~25-minute retry window.
 --
 -- This module's extra methods (not part of the interface): store:state(key)
--- -> "seen" | "in_flight" | nil, store:size(), store:clear().
+-- -> "seen" | "in_flight" | nil, store:size(), store:clear(),
+-- store:evictions().
 local options = require "linqwebhooks.options"
 
 local M = {}
@@ -30,12 +31,37 @@ M.SCHEMA = {
   ttl = { types = { "number" }, check = seconds },
   lease = { types = { "number" }, check = seconds },
   clock = "function",
+  log = { types = { "function", "boolean" }, check = function(v)
+    return v ~= true, "must be a function(level, message), or false"
+  end },
 }
 
---- linq.store.memory{ max = 10000, ttl = 1800, lease = 60, clock = os.time }
+-- Seconds between two warnings about ids evicted before their ttl.
+M.WARN_INTERVAL = 60
+
+-- Where the warning goes when neither the store's `log` nor a dispatcher's
+-- was given: nginx's error log inside OpenResty, else stderr.
+local function default_log(level, message)
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) == "table" and type(ngx.log) == "function" and ngx.WARN then
+    ngx.log(ngx.WARN, "linqwebhooks: ", message)
+  else
+    io.stderr:write("linqwebhooks: ", level, ": ", message, "\n")
+  end
+end
+
+--- linq.store.memory{ max = 10000, ttl = 1800, lease = 60, clock = os.time, log }
 -- max: entries kept (least recently used evicted first); ttl: seconds a
 -- "seen" id is remembered; lease: seconds an in-flight claim lasts; clock:
--- function returning "now" in seconds (tests inject a fake one).
+-- function returning "now" in seconds (tests inject a fake one); log:
+-- function(level, message) for the warning below, false to silence it
+-- (default: the `log` of the dispatcher it is given to, else stderr /
+-- ngx.log).
+--
+-- A full store evicts handled ids before their ttl, so a redelivery of such
+-- an id runs the handlers again: the first such eviction, and then at most
+-- one per WARN_INTERVAL seconds, is logged at "warn" level, naming `max`;
+-- store:evictions() counts them.
 --
 -- Layout: entry i (slot number) occupies five consecutive cells of one
 -- array, e[5i+1 .. 5i+5] = key, state, expiry, prev slot, next slot, so an
@@ -60,6 +86,10 @@ function M.new(opts, level)
     _free = {},
     _top = 0, -- highest slot number ever used
     _n = 0,
+    _log = opts.log, -- nil: not given (a dispatcher may wire its own)
+    _early = 0,      -- handled ids evicted before their ttl, ever
+    _unreported = 0, -- of those, not yet in a warning
+    _warned = nil,   -- clock time of the last warning
   }, Store)
 end
 
@@ -108,6 +138,30 @@ local function remove(self, i)
   free[#free + 1] = i
 end
 
+--- Counts an id evicted before its ttl (the store is full) and warns, the
+-- first time and then at most once per WARN_INTERVAL. Cold path.
+local function evicted_early(self, t)
+  self._early = self._early + 1
+  self._unreported = self._unreported + 1
+  local last = self._warned
+  if last and t - last < M.WARN_INTERVAL and t >= last then
+    return
+  end
+  self._warned = t
+  local n = self._unreported
+  self._unreported = 0
+  local log = self._log
+  if log == false then
+    return
+  end
+  pcall(log or default_log, "warn", "dedupe store linq.store.memory is full (max = "
+    .. self._max .. " ids): " .. n .. " handled event id(s) forgotten before their ttl ("
+    .. self._ttl .. " s)" .. (last and (" in the last " .. (t - last) .. " s") or "")
+    .. ", so a redelivery of such an event runs the handlers again; raise max (about ttl"
+    .. " times your peak events per second: linq.store.memory{ max = ... }) or use a shared"
+    .. " store (linq.store.shdict, linq.store.redis)")
+end
+
 --- A slot for a new key: an expired or evicted one from the cold end, a
 -- freed one, or a new one.
 local ROTATE = 4 -- live claims moved away from the tail per insertion, at most
@@ -137,12 +191,18 @@ local function new_slot(self, t)
   end
   if tail ~= 0 and (e[5 * tail + EXP] <= t or (full and not live_claim(e, tail, t))) then
     -- reuse the least recently used slot: it expired, or the store is full
+    if e[5 * tail + EXP] > t then
+      evicted_early(self, t)
+    end
     drop(self, tail)
     -- then drop expired entries from the cold end, and entries over max left
     -- by claims that have ended (each entry goes once: amortised O(1))
     local tail2 = e[PREV]
     while tail2 ~= 0 and (e[5 * tail2 + EXP] <= t
         or (self._n >= self._max and not live_claim(e, tail2, t))) do
+      if e[5 * tail2 + EXP] > t then
+        evicted_early(self, t)
+      end
       remove(self, tail2)
       tail2 = e[PREV]
     end
@@ -248,6 +308,20 @@ function Store:state(key)
     return self._e[5 * i + STATE]
   end
   return nil
+end
+
+--- store:evictions() -> how many handled ids the store evicted before their
+-- ttl because it was full (each one a possible second dispatch).
+function Store:evictions()
+  return self._early
+end
+
+--- Wires the dispatcher's log (linq.webhooks does this) unless the store
+-- was given its own `log` (or false).
+function Store:_wire_log(fn)
+  if self._log == nil then
+    self._log = fn
+  end
 end
 
 --- Number of entries held (expired ones not yet dropped included).
