@@ -229,7 +229,7 @@ local function log_result(ngx, hooks, res, headers, prefix)
       .. " Linq does not retry 401 answers")
   elseif res.status == 401 then
     ngx.log(ngx.WARN, prefix, res.status, " ", tostring(err or res.body))
-  elseif reason == "store_full" then
+  elseif reason == "store_full" or (type(err) == "table" and err.logged) then
     return -- the dispatcher logged it (its `log` option) at error level
   elseif res.status >= 500 and not res.duplicate then
     ngx.log(ngx.ERR, prefix, res.status, " ", tostring(err or res.body))
