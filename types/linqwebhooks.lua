@@ -236,6 +236,8 @@ local MemoryStore = {}
 function MemoryStore:state(key) end
 ---@return integer
 function MemoryStore:size() end
+---@return integer evicted how many handled ids were evicted before their ttl (the store was full)
+function MemoryStore:evictions() end
 function MemoryStore:clear() end
 
 ---`linq.store.shdict(ngx.shared.NAME, opts)`: shared by all nginx workers.
@@ -250,6 +252,7 @@ function ShdictStore:state(key) end
 ---@field ttl? number seconds a handled id is remembered (default 1800)
 ---@field lease? number seconds an in-flight claim lasts (default 60)
 ---@field clock? fun(): number
+---@field log? fun(level: string, msg: string)|false the warning when a full store forgets ids before their ttl (default: the dispatcher's log, or stderr / ngx.log)
 
 ---`linq.store.redis{...}`: shared by every process, host and nginx worker.
 ---@class linqwebhooks.RedisStore: linqwebhooks.Store

@@ -7,7 +7,17 @@
 ---@field SET table<string, true>
 ---@field PAYLOAD_VERSIONS string[] { "2025-01-01", "2026-02-03" }
 ---@field REMOVED string[] types Linq once documented and removed (e.g. "message.opt_out")
+---@field PREFIXES string[] sorted: every P such that the wildcard "P.*" matches a known type
 local events = {}
+
+---@param prefix string e.g. "message", "chat.typing_indicator"
+---@return boolean true when the wildcard "prefix.*" matches a known type
+function events.is_prefix(prefix) end
+
+---@param prefix string
+---@param max? integer default 3
+---@return string[] the known prefixes nearest to `prefix`
+function events.suggest_prefix(prefix, max) end
 
 ---@param name string
 ---@return boolean
