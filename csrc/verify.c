@@ -404,8 +404,8 @@ linqwh_status linqwh_verify(const linqwh_keyring *kr, const linqwh_headers *h,
         return LINQWH_INVALID_ARGUMENT;
     }
     st = lwh_parse(h, opts, &p, &detail, 1);
-    if (st != LINQWH_OK && p.nunchecked != 0)
-        st = lwh_parse(h, opts, &p, &detail, 0); /* the eager parse's message */
+    if (st != LINQWH_OK) /* a refused header: the eager parse's status and message */
+        st = lwh_parse(h, opts, &p, &detail, 0);
     if (st != LINQWH_OK) {
         out->detail = detail;
         return st;
