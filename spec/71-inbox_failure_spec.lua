@@ -124,7 +124,18 @@ local function wait_exit(pr, secs)
   while process.alive(pr.pid) and now() < deadline do
     socket.sleep(0.05)
   end
-  assert(not process.alive(pr.pid), "child " .. pr.pid .. " still running")
+  if process.alive(pr.pid) then
+    -- say what it printed (the reason it hangs, if any), then fail
+    os.execute("kill -9 " .. pr.pid .. " 2>/dev/null")
+    local out = ""
+    if not pr.closed then
+      pr.closed = true
+      out = pr.p:read("*a") or ""
+      pr.p:close()
+    end
+    error("child " .. pr.pid .. " still running after " .. (secs or 20) .. " s; its output:\n"
+      .. out:sub(-2000), 2)
+  end
   if not pr.closed then
     pr.closed = true
     pr.output = pr.p:read("*a")
