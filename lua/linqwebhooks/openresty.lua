@@ -356,4 +356,101 @@ function M.serve(hooks, opts)
   return res
 end
 
+--- openresty.work(hooks, opts) -> n: works the dispatcher's inbox inside
+-- nginx. Call it from init_worker_by_lua*: it starts one ngx.timer.at(0)
+-- in this worker (when chosen, see opts.workers) running the inbox worker's
+-- loop (lua/linqwebhooks/inbox/worker.lua) with ngx.sleep and ngx.now; the
+-- loop stops when the worker exits (reload, quit) or the timer is premature.
+-- Options: those of hooks:work (heartbeat defaults to false and cannot be
+-- true: a count hook cannot yield to a cosocket; long handlers call
+-- hooks:heartbeat()), plus workers (how many nginx workers work the inbox,
+-- those with ngx.worker.id() < workers; default all). The worker name
+-- defaults to "<hostname>:<nginx worker pid>:nginx". -> the number of
+-- loops started in this worker (0 or 1). Errors of a turn (handlers' errors
+-- are handled by the retries) are logged at ngx.ERR and the loop goes on.
+local WORK_SCHEMA
+local function work_schema()
+  if not WORK_SCHEMA then
+    local worker = require "linqwebhooks.inbox.worker"
+    WORK_SCHEMA = {}
+    for k, v in pairs(worker.SCHEMA) do
+      WORK_SCHEMA[k] = v
+    end
+    WORK_SCHEMA.workers = { types = { "number" },
+      check = options.number{ min = 1, max = 1000000, integer = true } }
+  end
+  return WORK_SCHEMA
+end
+
+function M.work(hooks, opts)
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then
+    error("openresty.work: must run inside OpenResty/nginx (init_worker_by_lua*)", 2)
+  end
+  if type(hooks) ~= "table" or type(hooks.inbox) ~= "function" then
+    error("openresty.work: argument 'hooks' must be a dispatcher (linq.webhooks{...}), got "
+      .. type(hooks), 2)
+  end
+  local inbox = hooks:inbox()
+  if not inbox then
+    error("openresty.work: this dispatcher has no inbox (linq.webhooks{ inbox = ... })", 2)
+  end
+  opts = options.check("openresty.work", opts, work_schema(), 2) or {}
+  if opts.heartbeat then
+    error("openresty.work: option 'heartbeat' cannot be true inside nginx (a count hook cannot"
+      .. " use cosockets): call hooks:heartbeat() from long handlers", 2)
+  end
+  local phase = ngx.get_phase()
+  if phase ~= "init_worker" then
+    error("openresty.work: call it from init_worker_by_lua* (current phase: " .. tostring(phase)
+      .. ")", 2)
+  end
+  if opts.workers and ngx.worker.id() and ngx.worker.id() >= opts.workers then
+    return 0
+  end
+  local worker = require "linqwebhooks.inbox.worker"
+  local wopts = {}
+  for k, v in pairs(opts) do
+    if k ~= "workers" then
+      wopts[k] = v
+    end
+  end
+  local cfg = worker.config("openresty.work", wopts, 2, {
+    name = function()
+      return worker.hostname() .. ":" .. tostring(ngx.worker.pid()) .. ":nginx"
+    end,
+    clock = function()
+      ngx.update_time()
+      return ngx.now()
+    end,
+    sleep = ngx.sleep,
+    heartbeat = false,
+  })
+  cfg.on_error = function(err)
+    ngx.log(ngx.ERR, "linqwebhooks: openresty.work: ", tostring(err))
+  end
+  local function run(premature)
+    if premature then
+      return
+    end
+    local stop = function()
+      if ngx.worker.exiting() then
+        return "exiting"
+      end
+      return nil
+    end
+    local ok, res = pcall(worker.loop, hooks, inbox, cfg, stop)
+    if not ok then
+      ngx.log(ngx.ERR, "linqwebhooks: openresty.work stopped: ", tostring(res))
+    else
+      ngx.log(ngx.INFO, "linqwebhooks: openresty.work stopped (", tostring(res.stopped), ")")
+    end
+  end
+  local ok, err = ngx.timer.at(0, run)
+  if not ok then
+    error("openresty.work: cannot start the timer: " .. tostring(err), 2)
+  end
+  return 1
+end
+
 return M

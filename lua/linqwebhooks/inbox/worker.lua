@@ -37,14 +37,19 @@ local default_sleep = socket_ok and socket.sleep or function(s)
   repeat until os.clock() >= t
 end
 
-local function default_name(proc)
+--- The host's name (HOSTNAME, /proc/sys/kernel/hostname, or "host").
+function M.hostname()
   local host = os.getenv("HOSTNAME")
   if not host then
     local f = io.open("/proc/sys/kernel/hostname", "rb")
     host = f and f:read("*l")
     if f then f:close() end
   end
-  host = (host and host ~= "") and host or "host"
+  return (host and host ~= "") and host or "host"
+end
+
+local function default_name(proc)
+  local host = M.hostname()
   local pid = proc.getpid and proc.getpid() or 0
   return string.format("%s:%d:%06x", host, pid, math.random(0, 0xffffff))
 end
@@ -156,69 +161,120 @@ function M.heartbeat(hooks)
   return ok, err
 end
 
---- run(hooks, inbox, opts) -> stats: the inbox's stats plus this worker's
--- counters (handled, retried, dead_lettered, released, errors) and `stopped`
--- ("SIGTERM", "SIGINT", "idle" or "max_jobs").
-function M.run(hooks, inbox, opts, level)
+--- config(opts, level, defaults) -> cfg: hooks:work's options checked
+-- (unknown keys raise, naming `what`) and completed with the defaults.
+-- defaults: name() -> the worker name when opts.worker is absent; clock,
+-- sleep, heartbeat: the environment's defaults.
+function M.config(what, opts, level, defaults)
   level = (level or 1) + 1
-  opts = options.check("hooks:work", opts, M.SCHEMA, level)
-  local proc = process()
-  local cfg = {
+  opts = options.check(what, opts, M.SCHEMA, level) or {}
+  local heartbeat = opts.heartbeat
+  if heartbeat == nil then
+    heartbeat = defaults.heartbeat ~= false
+  end
+  return {
     max_attempts = opts.max_attempts or 10,
     backoff = opts.backoff or 1,
     max_backoff = opts.max_backoff or 300,
     visibility = opts.visibility or 60,
     poll = opts.poll or 0.2,
-    heartbeat = opts.heartbeat ~= false,
-    clock = opts.clock or default_clock,
+    heartbeat = heartbeat,
+    clock = opts.clock or defaults.clock or default_clock,
+    sleep = opts.sleep or defaults.sleep or default_sleep,
+    name = opts.worker or defaults.name(),
+    max_jobs = opts.max_jobs,
+    until_idle = opts.until_idle,
   }
-  local sleep = opts.sleep or default_sleep
-  local name = opts.worker or default_name(proc)
-  local stats = { handled = 0, retried = 0, dead_lettered = 0, released = 0, errors = 0 }
-  proc.signal_watch()
-  local jobs = 0
+end
+
+-- One turn of the loop: -> stopped reason or nil (go on).
+local function turn(hooks, inbox, cfg, stop, state)
+  local stopped = stop()
+  if stopped then
+    return stopped
+  end
+  if cfg.max_jobs and state.jobs >= cfg.max_jobs then
+    return "max_jobs"
+  end
+  local stats = state.stats
+  local job, err = inbox:take(cfg.name, cfg.visibility)
+  if job then
+    state.jobs = state.jobs + 1
+    stopped = stop()
+    if stopped then
+      inbox:release(job) -- not started: hand it back
+      stats.released = stats.released + 1
+      return stopped
+    end
+    handle_job(hooks, inbox, job, cfg, stats)
+    return nil
+  end
+  if err then
+    stats.errors = stats.errors + 1
+    stats.last_error = err
+  elseif cfg.until_idle then
+    local s = inbox:stats()
+    if s and s.pending == 0 and s.in_flight == 0 then
+      return "idle"
+    end
+  end
+  cfg.sleep(cfg.poll)
+  return nil
+end
+
+--- loop(hooks, inbox, cfg, stop) -> stats: takes and handles deliveries
+-- until stop() returns a reason (a string), max_jobs deliveries were taken
+-- or (until_idle) the inbox is empty. cfg: from M.config. With
+-- cfg.on_error(err), a turn that raises (a backend's bug, not a handler:
+-- handle_job catches those) is reported to it and the loop goes on after
+-- cfg.poll seconds; without it the error propagates.
+function M.loop(hooks, inbox, cfg, stop)
+  local state = { jobs = 0,
+    stats = { handled = 0, retried = 0, dead_lettered = 0, released = 0, errors = 0 } }
   local stopped
+  local on_error = cfg.on_error
   while true do
-    stopped = proc.signal_pending()
+    if on_error then
+      local ok, res = pcall(turn, hooks, inbox, cfg, stop, state)
+      if ok then
+        stopped = res
+      else
+        hooks._lease = nil
+        state.stats.errors = state.stats.errors + 1
+        state.stats.last_error = tostring(res)
+        on_error(res)
+        cfg.sleep(cfg.poll)
+      end
+    else
+      stopped = turn(hooks, inbox, cfg, stop, state)
+    end
     if stopped then
       break
-    end
-    if opts.max_jobs and jobs >= opts.max_jobs then
-      stopped = "max_jobs"
-      break
-    end
-    local job, err = inbox:take(name, cfg.visibility)
-    if job then
-      jobs = jobs + 1
-      stopped = proc.signal_pending()
-      if stopped then
-        inbox:release(job) -- not started: hand it back
-        stats.released = stats.released + 1
-        break
-      end
-      handle_job(hooks, inbox, job, cfg, stats)
-    else
-      if err then
-        stats.errors = stats.errors + 1
-        stats.last_error = err
-      elseif opts.until_idle then
-        local s = inbox:stats()
-        if s and s.pending == 0 and s.in_flight == 0 then
-          stopped = "idle"
-          break
-        end
-      end
-      sleep(cfg.poll)
     end
   end
   local s, serr = inbox:stats()
   s = s or { error = serr }
-  for k, v in pairs(stats) do
+  for k, v in pairs(state.stats) do
     s[k] = v
   end
   s.stopped = stopped
-  s.worker = name
+  s.worker = cfg.name
   return s
+end
+
+--- run(hooks, inbox, opts) -> stats: the inbox's stats plus this worker's
+-- counters (handled, retried, dead_lettered, released, errors) and `stopped`
+-- ("SIGTERM", "SIGINT", "idle" or "max_jobs").
+function M.run(hooks, inbox, opts, level)
+  level = (level or 1) + 1
+  local proc
+  local cfg = M.config("hooks:work", opts, level, { name = function()
+    proc = proc or process()
+    return default_name(proc)
+  end })
+  proc = proc or process()
+  proc.signal_watch()
+  return M.loop(hooks, inbox, cfg, proc.signal_pending)
 end
 
 return M
