@@ -15,7 +15,7 @@ local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 -- The site: one dispatcher per worker on the Redis inbox; the handler counts
 -- each id (count:<id>), the nginx worker that ran it (wid:<n>), and fails
 -- the first two attempts of an event whose data asks for it.
-local function site_lua(url, prefix)
+local function site_lua(url, prefix, dead_port)
   return [[
 local linq = require "linqwebhooks"
 local seen = ngx.shared.seen
@@ -31,19 +31,25 @@ M.hooks:on("*", function(ev)
   seen:incr("count:" .. ev.id, 1, 0)
   seen:incr("wid:" .. ngx.worker.id(), 1, 0)
   seen:set("phase", ngx.get_phase())
+  -- the signal module of hooks:work processes stays out of nginx
+  seen:set("process_loaded", tostring(package.loaded["linqwebhooks.process"] ~= nil))
 end)
 
 M.plain = linq.webhooks{ secret = "]] .. SECRET .. [[" }
+
+-- an inbox on a port where nothing listens
+M.broken = linq.webhooks{ secret = "]] .. SECRET .. [[",
+  inbox = linq.inbox.redis{ url = "redis://127.0.0.1:]] .. dead_port .. [[/0", timeout = 1 } }
 
 return M
 ]]
 end
 
-local function conf(url, prefix, work_opts)
+local function conf(url, prefix, work_opts, dead_port)
   return {
     worker_processes = 2,
     listen = "reuseport",
-    files = { ["lua/site.lua"] = site_lua(url, prefix) },
+    files = { ["lua/site.lua"] = site_lua(url, prefix, dead_port) },
     http = [[
   lua_shared_dict seen 1m;
   init_worker_by_lua_block {
@@ -51,6 +57,9 @@ local function conf(url, prefix, work_opts)
     local n = o.work(require("site").hooks, ]] .. work_opts .. [[)
     ngx.shared.seen:incr("started", n, 0)
     ngx.shared.seen:set("pid:" .. ngx.worker.pid(), n)
+    if ngx.worker.id() == 0 then
+      o.work(require("site").broken, { poll = 0.02, workers = 1 })
+    end
   }
 ]],
     server = [[
@@ -141,13 +150,18 @@ local function send(srv, tag, n)
   return ids, flaky
 end
 
+-- the error lines of the site's second loop, on an unreachable inbox
+-- (and nginx's own line for each refused cosocket connect: lua_socket_log_errors)
+local BROKEN = { "linqwebhooks: openresty%.work: redis: ",
+  "connect%(%) failed %(111: Connection refused%), context: ngx%.timer" }
+
 -- One nginx + one redis-server per describe block.
 local function suite(tag, work_opts)
   local state = {}
   local site = nginx.suite(BUSTED, function()
     state.redis = rs.start()
     state.prefix = "linqwh-" .. tag .. "-" .. os.time() .. ":"
-    return conf(state.redis.url, state.prefix, work_opts)
+    return conf(state.redis.url, state.prefix, work_opts, require("support.util").free_port())
   end)
   teardown(function()
     if state.redis then
@@ -175,6 +189,7 @@ describe("linqwebhooks.openresty.work #nginx #redis", function()
     -- the flaky one: two failed attempts, handled on the third
     assert.are.equal("3", d["tries:" .. flaky])
     assert.are.equal("timer", d.phase)
+    assert.are.equal("false", d.process_loaded)
     local s
     local deadline = socket.gettime() + 5
     repeat -- the last ack lands just after the handler's count
@@ -186,7 +201,7 @@ describe("linqwebhooks.openresty.work #nginx #redis", function()
     until socket.gettime() > deadline
     assert.are.same({ pending = 0, in_flight = 0, done = 20, dead = 0 },
       { pending = s.pending, in_flight = s.in_flight, done = s.done, dead = s.dead })
-    assert.are.same({}, srv:errors())
+    assert.are.same({}, srv:errors(BROKEN))
   end)
 
   st.site.it("raises outside init_worker_by_lua*, without an inbox, on bad options", function()
@@ -246,6 +261,22 @@ describe("linqwebhooks.openresty.work #nginx #redis", function()
     end
   end)
 
+  st.site.it("logs an unreachable inbox at ngx.ERR, the same message at most once a minute",
+    function()
+      local srv = st.site.srv
+      srv:wait_log("linqwebhooks: openresty.work: redis: ", true)
+      socket.sleep(0.5) -- 25 more failed polls
+      local text = srv:log()
+      local n = 0
+      for line in text:gmatch("[^\n]+") do
+        if line:find("[error]", 1, true) and line:find("openresty.work: redis: ", 1, true) then
+          n = n + 1
+        end
+      end
+      -- once per loop (one before the HUP of the case above, one after)
+      assert.is_true(n >= 1 and n <= 2, text)
+    end)
+
   it("raises outside nginx", function()
     local hooks = linq.webhooks{ secret = SECRET }
     assert.has_error(function() require("linqwebhooks.openresty").work(hooks) end,
@@ -266,6 +297,6 @@ describe("linqwebhooks.openresty.work{ workers = 1 } #nginx #redis", function()
     end
     assert.are.equal("10", d["wid:0"])
     assert.is_nil(d["wid:1"])
-    assert.are.same({}, srv:errors())
+    assert.are.same({}, srv:errors(BROKEN))
   end)
 end)

@@ -1,5 +1,6 @@
 --- OpenResty / nginx integration: answer Linq deliveries from
--- `content_by_lua*`, without blocking the worker.
+-- `content_by_lua*`, without blocking the worker; work a dispatcher's inbox
+-- inside nginx from `init_worker_by_lua*` (work, at the end of this file).
 --
 --   -- nginx.conf: lua_shared_dict linq_dedupe 10m;
 --   --             location = /linq/webhooks { content_by_lua_block { require("handler").serve() } }
@@ -426,8 +427,16 @@ function M.work(hooks, opts)
     sleep = ngx.sleep,
     heartbeat = false,
   })
+  -- logged at ngx.ERR: a new message at once, the same one at most once a minute
+  -- (an unreachable Redis fails every poll)
+  local last_msg, last_at = nil, -math.huge
   cfg.on_error = function(err)
-    ngx.log(ngx.ERR, "linqwebhooks: openresty.work: ", tostring(err))
+    local msg = tostring(err)
+    local now = ngx.now()
+    if msg ~= last_msg or now - last_at >= 60 then
+      last_msg, last_at = msg, now
+      ngx.log(ngx.ERR, "linqwebhooks: openresty.work: ", msg)
+    end
   end
   local function run(premature)
     if premature then

@@ -212,6 +212,9 @@ local function turn(hooks, inbox, cfg, stop, state)
   if err then
     stats.errors = stats.errors + 1
     stats.last_error = err
+    if cfg.on_error then
+      cfg.on_error(err)
+    end
   elseif cfg.until_idle then
     local s = inbox:stats()
     if s and s.pending == 0 and s.in_flight == 0 then
@@ -227,7 +230,8 @@ end
 -- or (until_idle) the inbox is empty. cfg: from M.config. With
 -- cfg.on_error(err), a turn that raises (a backend's bug, not a handler:
 -- handle_job catches those) is reported to it and the loop goes on after
--- cfg.poll seconds; without it the error propagates.
+-- cfg.poll seconds (without it the error propagates); a take that fails
+-- (nil, err: e.g. Redis unreachable) is reported to it too.
 function M.loop(hooks, inbox, cfg, stop)
   local state = { jobs = 0,
     stats = { handled = 0, retried = 0, dead_lettered = 0, released = 0, errors = 0 } }
