@@ -161,7 +161,7 @@ function M.heartbeat(hooks)
   return ok, err
 end
 
---- config(opts, level, defaults) -> cfg: hooks:work's options checked
+--- config(what, opts, level, defaults) -> cfg: hooks:work's options checked
 -- (unknown keys raise, naming `what`) and completed with the defaults.
 -- defaults: name() -> the worker name when opts.worker is absent; clock,
 -- sleep, heartbeat: the environment's defaults.
