@@ -160,6 +160,20 @@ local function lines(path)
   return out
 end
 
+-- The ids the workers' log says were handled ("done ID PID" lines), each
+-- asserted to be handled only once: set of ids.
+local function handled_once(log)
+  local done = {}
+  for _, l in ipairs(lines(log)) do
+    local id = l:match("^done (%S+)")
+    if id then
+      assert.is_nil(done[id], id .. " handled twice")
+      done[id] = true
+    end
+  end
+  return done
+end
+
 local function wait_for(pred, secs)
   local deadline = now() + (secs or 20)
   while now() < deadline do
@@ -365,14 +379,7 @@ for _, backend in ipairs(BACKENDS) do
       wait_exit(r2)
       local w2 = spawn(worker_lua, db, log, "slow", '{"poll":0.05,"until_idle":true}', PARENT)
       wait_exit(w2, 60)
-      local done = {}
-      for _, l in ipairs(lines(log)) do
-        local id = l:match("^done (%S+)")
-        if id then
-          assert.is_nil(done[id], id .. " handled twice")
-          done[id] = true
-        end
-      end
+      local done = handled_once(log)
       for _, id in ipairs(expected) do
         assert.is_true(done[id] or false, id .. " lost")
       end
@@ -408,14 +415,7 @@ for _, backend in ipairs(BACKENDS) do
         wait_exit(r)
         local w = spawn(worker_lua, db, log, "ok", '{"poll":0.05,"until_idle":true}', PARENT)
         wait_exit(w, 30)
-        local done = {}
-        for _, l in ipairs(lines(log)) do
-          local id = l:match("^done (%S+)")
-          if id then
-            assert.is_nil(done[id], id .. " handled twice")
-            done[id] = true
-          end
-        end
+        local done = handled_once(log)
         for i = 1, 5 do
           assert.is_true(done["evt-up" .. i] and done["evt-down" .. i])
         end

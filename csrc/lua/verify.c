@@ -476,27 +476,26 @@ static int lwh_error2(lua_State *L, const char *fmt, ...)
 /*
  * The verify method of a verifier object, bound to one keyring and policy
  * (upvalues 1 = keyring userdata, 2..7 = the interned result strings as for
- * the fast methods, 8 = scheme number, 9 = tolerance, 10 = clock function or
- * nil for the system clock, 11 = the error metatable, 12 = "verification",
- * 13..15 = "kind", "reason", "message", 16 = the header-object normaliser
- * (linqwebhooks.headers.normalize) or nil). Called as v:verify(body, headers):
+ * the fast methods, 8 = clock function or nil for the system clock, 9 = the
+ * error metatable, 10 = "verification", 11..13 = "kind", "reason",
+ * "message", 14 = the header-object normaliser
+ * (linqwebhooks.headers.normalize) or nil, 15 = lwh_bound: the keyring,
+ * scheme, tolerance and clock flag as C values, read once per call). Called as v:verify(body, headers):
  * returns the info table, or nil and an error object. A plain table of
  * headers (no metatable) is read directly; a table with a metatable or a
  * userdata (lua-http headers, anything with :get) goes through the
  * normaliser first. Every Lua call (normaliser, clock) happens before any
  * OpenSSL work, so no Lua error can unwind through OpenSSL.
  */
-#define LWH_UV_BSCHEME 8
-#define LWH_UV_BTOL 9
-#define LWH_UV_BCLOCK 10
-#define LWH_UV_BERRMT 11
-#define LWH_UV_BVERIF 12
-#define LWH_UV_BKIND 13
-#define LWH_UV_BREASON 14
-#define LWH_UV_BMESSAGE 15
-#define LWH_UV_BNORM 16
-#define LWH_UV_BCONF 17 /* lwh_bound: upvalues 1, 8, 9, 10 read once, as C values */
-#define LWH_NBOUND 17
+#define LWH_UV_BCLOCK 8
+#define LWH_UV_BERRMT 9
+#define LWH_UV_BVERIF 10
+#define LWH_UV_BKIND 11
+#define LWH_UV_BREASON 12
+#define LWH_UV_BMESSAGE 13
+#define LWH_UV_BNORM 14
+#define LWH_UV_BCONF 15
+#define LWH_NBOUND 15
 
 typedef struct lwh_bound {
     lwh_lkeyring *k; /* upvalue 1's memory (the userdata is kept alive by it) */
@@ -610,8 +609,6 @@ static int lwh_l_bind_verify(lua_State *L)
     lua_settop(L, 6);
     lua_pushvalue(L, 1);
     lwh_push_result_strings(L);
-    lua_pushvalue(L, 2);
-    lua_pushvalue(L, 3);
     lua_pushvalue(L, 4);
     lua_pushvalue(L, 5);
     lua_pushliteral(L, "verification");

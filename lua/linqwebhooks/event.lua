@@ -42,7 +42,7 @@ local byte = string.byte
 local OPEN_ARRAY, OPEN_OBJECT = 91, 123
 local parts_spans = scan.available and scan.parts_spans or nil
 local parts_text = scan.available and scan.parts_text or nil
-local lazy_parts, lazy_text -- below
+local lazy_parts, lazy_text, join_text -- below
 
 Lazy.__index = function(e, k)
   if k == "parts" then
@@ -72,10 +72,15 @@ Lazy.__index = function(e, k)
   return Event[k]
 end
 
+-- Whether the value text at raw position a is an array or object.
+local function is_container(raw, a)
+  local c = a and byte(raw, a)
+  return c == OPEN_ARRAY or c == OPEN_OBJECT
+end
+
 -- The value text raw:sub(a, b) decoded when it is an array or object, else nil.
 local function container_at(raw, a, b)
-  local c = a and byte(raw, a)
-  if c == OPEN_ARRAY or c == OPEN_OBJECT then
+  if is_container(raw, a) then
     local v = json_decode(sub(raw, a, b))
     if type(v) == "table" then
       return v
@@ -84,67 +89,80 @@ local function container_at(raw, a, b)
   return nil
 end
 
---- event:parts() of an event whose data is not decoded yet: the same result
--- as Event.parts, decoding only the members it reads (data.parts, or
--- data.message.parts, or data.part) instead of the whole of data.
-lazy_parts = function(e)
-  local first, last = rawget(e, "_data_first"), rawget(e, "_data_last")
-  if rawget(e, "data") ~= nil or not first or byte(rawget(e, "raw"), first) ~= OPEN_OBJECT then
-    return Event.parts(e)
+-- Where the parts of an event whose data is not decoded yet are, read with
+-- the strict scan (no decoding): "parts", a, b -- raw:sub(a, b) is data.parts
+-- or else data.message.parts, an array or object; "part", a, b -- data.part
+-- (message.edited), an array or object; nil -- none of them; false -- data is
+-- decoded already or the scan is not sure: use the decoded data instead.
+-- The order is Event.parts'.
+local function parts_route(e)
+  local first, last, raw = rawget(e, "_data_first"), rawget(e, "_data_last"), rawget(e, "raw")
+  if rawget(e, "data") ~= nil or not first or byte(raw, first) ~= OPEN_OBJECT then
+    return false
   end
-  local raw = rawget(e, "raw")
   local ok, pa, pb, ma, mb, qa, qb = parts_spans(raw, first, last)
   if not ok then
-    return Event.parts(e)
+    return false
   end
-  local parts = container_at(raw, pa, pb)
-  if parts then
-    return parts
+  if is_container(raw, pa) then
+    return "parts", pa, pb
   end
   if ma and byte(raw, ma) == OPEN_OBJECT then
     local mok, a, b = parts_spans(raw, ma, mb, true)
     if not mok then
-      return Event.parts(e)
+      return false
     end
-    parts = container_at(raw, a, b)
-    if parts then
-      return parts
+    if is_container(raw, a) then
+      return "parts", a, b
     end
   end
-  local part = container_at(raw, qa, qb)
-  if part and type(part.text) == "string" then
-    return { { type = "text", value = part.text, index = part.index } }
+  if is_container(raw, qa) then
+    return "part", qa, qb
   end
   return nil
 end
 
+-- event:parts() from a route of parts_route (kind not false).
+local function parts_at(raw, kind, a, b)
+  local v = kind and container_at(raw, a, b)
+  if kind == "parts" or not v then
+    return v
+  end
+  if type(v.text) == "string" then -- data.part
+    return { { type = "text", value = v.text, index = v.index } }
+  end
+  return nil
+end
+
+--- event:parts() of an event whose data is not decoded yet: the same result
+-- as Event.parts, decoding only the member it reads (data.parts, or
+-- data.message.parts, or data.part) instead of the whole of data.
+lazy_parts = function(e)
+  local kind, a, b = parts_route(e)
+  if kind == false then
+    return Event.parts(e)
+  end
+  return parts_at(rawget(e, "raw"), kind, a, b)
+end
+
 --- event:text() of an event whose data is not decoded yet: the same result
--- as Event.text, with the text parts joined in C from the JSON text of the
--- parts array (linqwh_parts_text), no Lua table built. Whatever that does not
--- cover (no parts array, data.part, an object for parts, a \u0000 escape)
--- goes through event:parts() as before.
+-- as Event.text. A parts array has its text parts joined in C from its JSON
+-- text (linqwh_parts_text), no Lua table built; otherwise (data.part, an
+-- object for parts, a \u0000 escape) the member is decoded as by
+-- event:parts().
 lazy_text = function(e)
-  local first, last, raw = rawget(e, "_data_first"), rawget(e, "_data_last"), rawget(e, "raw")
-  if parts_text and rawget(e, "data") == nil and first and byte(raw, first) == OPEN_OBJECT then
-    local ok, pa, pb, ma, mb = parts_spans(raw, first, last)
-    if ok then
-      local a, b
-      local c = pa and byte(raw, pa)
-      if c == OPEN_ARRAY then
-        a, b = pa, pb
-      elseif c ~= OPEN_OBJECT and ma and byte(raw, ma) == OPEN_OBJECT then
-        local mok, x, y = parts_spans(raw, ma, mb, true)
-        if mok and x and byte(raw, x) == OPEN_ARRAY then
-          a, b = x, y
-        end
-      end
-      local text = a and parts_text(raw, a, b)
-      if text then
-        return text
-      end
+  local kind, a, b = parts_route(e)
+  if kind == false then
+    return Event.text(e)
+  end
+  local raw = rawget(e, "raw")
+  if kind == "parts" and parts_text and byte(raw, a) == OPEN_ARRAY then
+    local text = parts_text(raw, a, b)
+    if text then
+      return text
     end
   end
-  return Event.text(e)
+  return join_text(parts_at(raw, kind, a, b))
 end
 
 --- Decodes a raw body into an event. Returns nil, err (reason "invalid_json")
@@ -306,11 +324,8 @@ function Event:parts()
   return nil
 end
 
---- event:text() -> string | nil
--- The values of the text parts joined with "\n" ("" when the message has no
--- text part); nil when the event carries no message parts.
-function Event:text()
-  local parts = self:parts()
+-- The values of the text parts of `parts` joined with "\n"; nil for nil.
+join_text = function(parts)
   if not parts then
     return nil
   end
@@ -322,6 +337,13 @@ function Event:text()
     end
   end
   return table.concat(out, "\n")
+end
+
+--- event:text() -> string | nil
+-- The values of the text parts joined with "\n" ("" when the message has no
+-- text part); nil when the event carries no message parts.
+function Event:text()
+  return join_text(self:parts())
 end
 
 --- event:sender() -> handle string (E.164 number or email) | nil

@@ -315,13 +315,19 @@ local function live(k, what)
   return kr
 end
 
-function Keyring:close()
-  local kr = self._kr
-  if kr ~= nil then
-    self._kr = nil
-    ffi_gc(kr, nil)
-    C.linqwh_keyring_free(kr)
+-- The one destroy of a keyring or stream (close, or the GC finalizer):
+-- idempotent, the pointer field cleared before it is freed.
+local function release(obj, field, free)
+  local ptr = obj[field]
+  if ptr ~= nil then
+    obj[field] = nil
+    ffi_gc(ptr, nil)
+    free(ptr)
   end
+end
+
+function Keyring:close()
+  release(self, "_kr", C.linqwh_keyring_free)
 end
 
 local function read_opts(scheme, now, tolerance)
@@ -396,12 +402,7 @@ function Stream:update(chunk)
 end
 
 function Stream:close()
-  local ctx = self._ctx
-  if ctx ~= nil then
-    self._ctx = nil
-    ffi_gc(ctx, nil)
-    C.linqwh_verify_ctx_free(ctx)
-  end
+  release(self, "_ctx", C.linqwh_verify_ctx_free)
 end
 
 function Stream:finish()
